@@ -1,0 +1,333 @@
+// Package pipeline runs a stage as a Kafka consumer group: poll a batch,
+// hand it to the stage, produce the stage's output records and wait for their
+// acknowledgement, and only then commit the input offsets. A crash anywhere
+// in that sequence replays the batch: delivery is at-least-once, and the
+// sinks' deterministic ids make it effectively-once.
+//
+// Stages never see offsets or commits. A stage whose state lives with a
+// partition (detection windows) implements Warmer: after an assignment the
+// runner rewinds the partition far enough to rebuild that state and feeds the
+// already-processed records to Warm, never to Handle, so nothing is emitted
+// twice.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Handler is one stage's processing of a polled batch.
+type Handler interface {
+	// Handle processes records (from any of the stage's assigned partitions,
+	// in offset order per partition) and returns the records to produce.
+	// Bad input is the handler's to route (a DLQ record in the output); an
+	// error means the batch could not be processed at all (a sink is down),
+	// and the runner retries the same batch with backoff until ctx ends.
+	Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record, error)
+}
+
+// PartitionAware is implemented by handlers that keep state per partition.
+type PartitionAware interface {
+	// Assigned is called before any record of the partition is handed over.
+	Assigned(topic string, partition int32)
+	// Revoked is called when the partition is taken away; its state must go.
+	Revoked(topic string, partition int32)
+}
+
+// Warmer is implemented by handlers that rebuild state from input they
+// already processed before a restart or rebalance.
+type Warmer interface {
+	PartitionAware
+	// WarmWindow is how far back, in record time, state reaches.
+	WarmWindow() time.Duration
+	// Warm replays already-processed records into state without output.
+	Warm(ctx context.Context, recs []*kgo.Record)
+}
+
+// Stage describes one consumer-group stage.
+type Stage struct {
+	// Name is the stage name used in logs and metrics ("normalize").
+	Name string
+	// Group is the consumer group.
+	Group string
+	// Topics are the input topics.
+	Topics []string
+	// Handler processes batches.
+	Handler Handler
+	// MaxPollRecords bounds a batch (default 5000).
+	MaxPollRecords int
+	// Metrics receives counts; nil disables them.
+	Metrics *StageMetrics
+	// Logger receives the stage's logs.
+	Logger *slog.Logger
+}
+
+// Runner owns a stage's consumer client.
+type Runner struct {
+	st   Stage
+	cl   *kgo.Client
+	prod *kgo.Client
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	liveFrom map[string]map[int32]int64 // offsets below are warm-up only
+}
+
+// NewRunner builds the consumer for st. base holds the connection options;
+// prod is the client used to produce outputs (may be shared between stages).
+func NewRunner(st Stage, base []kgo.Opt, prod *kgo.Client) (*Runner, error) {
+	if st.MaxPollRecords <= 0 {
+		st.MaxPollRecords = 5000
+	}
+	log := st.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Runner{st: st, prod: prod, log: log.With("stage", st.Name), liveFrom: map[string]map[int32]int64{}}
+	opts := append([]kgo.Opt{}, base...)
+	opts = append(opts,
+		kgo.ConsumerGroup(st.Group),
+		kgo.ConsumeTopics(st.Topics...),
+		kgo.DisableAutoCommit(),
+		// Rebalances wait until a batch is committed, so a partition never
+		// changes hands with processed-but-uncommitted records.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(200*time.Millisecond),
+		kgo.OnPartitionsAssigned(r.assigned),
+		kgo.OnPartitionsRevoked(r.revoked),
+		kgo.OnPartitionsLost(r.revoked),
+	)
+	if w, ok := st.Handler.(Warmer); ok {
+		opts = append(opts, kgo.AdjustFetchOffsetsFn(func(ctx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+			return r.rewind(ctx, base, w.WarmWindow(), offs)
+		}))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", st.Name, err)
+	}
+	r.cl = cl
+	return r, nil
+}
+
+func (r *Runner) assigned(_ context.Context, _ *kgo.Client, tps map[string][]int32) {
+	pa, ok := r.st.Handler.(PartitionAware)
+	if !ok {
+		return
+	}
+	for t, ps := range tps {
+		for _, p := range ps {
+			pa.Assigned(t, p)
+		}
+	}
+}
+
+func (r *Runner) revoked(_ context.Context, _ *kgo.Client, tps map[string][]int32) {
+	r.mu.Lock()
+	for t, ps := range tps {
+		for _, p := range ps {
+			delete(r.liveFrom[t], p)
+		}
+	}
+	r.mu.Unlock()
+	pa, ok := r.st.Handler.(PartitionAware)
+	if !ok {
+		return
+	}
+	for t, ps := range tps {
+		for _, p := range ps {
+			pa.Revoked(t, p)
+		}
+	}
+}
+
+// rewind moves each assigned partition back by window in record time from
+// its committed position, remembering where live processing starts.
+func (r *Runner) rewind(ctx context.Context, base []kgo.Opt, window time.Duration, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	adm := kadm.NewClient(r.cl)
+	for topic, ps := range offs {
+		for p, off := range ps {
+			committed := off.EpochOffset().Offset
+			if committed <= 0 {
+				continue
+			}
+			ts, err := recordTime(ctx, base, topic, p, committed-1)
+			if err != nil {
+				r.log.Warn("cannot read last processed record; state not rebuilt", "topic", topic, "partition", p, "err", err)
+				continue
+			}
+			listed, err := adm.ListOffsetsAfterMilli(ctx, ts.Add(-window).UnixMilli(), topic)
+			if err != nil {
+				r.log.Warn("cannot list offsets for rewind; state not rebuilt", "topic", topic, "partition", p, "err", err)
+				continue
+			}
+			lo, ok := listed.Lookup(topic, p)
+			if !ok || lo.Err != nil || lo.Offset >= committed {
+				continue
+			}
+			r.mu.Lock()
+			if r.liveFrom[topic] == nil {
+				r.liveFrom[topic] = map[int32]int64{}
+			}
+			r.liveFrom[topic][p] = committed
+			r.mu.Unlock()
+			ps[p] = kgo.NewOffset().At(lo.Offset).WithEpoch(-1)
+			r.log.Info("rebuilding state", "topic", topic, "partition", p, "from", lo.Offset, "live_from", committed)
+		}
+	}
+	return offs, nil
+}
+
+// recordTime reads the timestamp of one record with a short-lived direct
+// consumer: the group client cannot fetch while its assignment is pending.
+func recordTime(ctx context.Context, base []kgo.Opt, topic string, p int32, offset int64) (time.Time, error) {
+	opts := append([]kgo.Opt{}, base...)
+	opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(offset)}}))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		fs := cl.PollRecords(ctx, 1)
+		if err := ctx.Err(); err != nil {
+			return time.Time{}, err
+		}
+		for _, rec := range fs.Records() {
+			return rec.Timestamp, nil
+		}
+	}
+}
+
+// Run polls and processes until ctx is done, then commits nothing further
+// and closes the consumer (leaving the group so partitions move promptly).
+func (r *Runner) Run(ctx context.Context) error {
+	defer r.cl.CloseAllowingRebalance()
+	warmer, _ := r.st.Handler.(Warmer)
+	m := r.st.Metrics
+	for {
+		fs := r.cl.PollRecords(ctx, r.st.MaxPollRecords)
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			return nil
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			r.log.Error("fetch failed", "topic", t, "partition", p, "err", err)
+			m.fetchError()
+		})
+		var live, warm []*kgo.Record
+		r.mu.Lock()
+		fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			if len(ftp.Records) > 0 {
+				last := ftp.Records[len(ftp.Records)-1]
+				m.lag(ftp.Topic, ftp.Partition, ftp.HighWatermark-last.Offset-1)
+			}
+			lf, rewound := r.liveFrom[ftp.Topic][ftp.Partition]
+			for _, rec := range ftp.Records {
+				if rewound && rec.Offset < lf {
+					warm = append(warm, rec)
+					continue
+				}
+				live = append(live, rec)
+			}
+		})
+		r.mu.Unlock()
+		if len(warm) > 0 && warmer != nil {
+			warmer.Warm(ctx, warm)
+		}
+		if len(live) > 0 {
+			if err := r.process(ctx, live); err != nil {
+				return nil // ctx ended mid-retry: the batch is not committed and will be replayed
+			}
+		}
+		r.cl.AllowRebalance()
+	}
+}
+
+// process runs the handler, produces its output and commits, retrying the
+// whole batch until it succeeds or ctx ends.
+func (r *Runner) process(ctx context.Context, recs []*kgo.Record) error {
+	m := r.st.Metrics
+	m.in(len(recs))
+	bo := Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
+	for {
+		err := r.once(ctx, recs)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		m.retry()
+		r.log.Warn("batch failed; retrying", "records", len(recs), "err", err)
+		if err := bo.Wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func (r *Runner) once(ctx context.Context, recs []*kgo.Record) error {
+	start := time.Now()
+	out, err := r.st.Handler.Handle(ctx, recs)
+	if err != nil {
+		return err
+	}
+	if err := Produce(ctx, r.prod, out); err != nil {
+		return err
+	}
+	r.st.Metrics.out(out)
+	// Commit only after the outputs are acknowledged: a crash before this
+	// line replays the batch, and the sinks drop what they already have.
+	if err := r.cl.CommitRecords(ctx, recs...); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	r.st.Metrics.took(time.Since(start))
+	return nil
+}
+
+// Produce sends recs and waits until Kafka acknowledged every one.
+func Produce(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("produce: %w", err)
+	}
+	return nil
+}
+
+// Backoff doubles its wait from Min to Max. Wait returns early with the
+// context's error, so a stop always wins over a retry.
+type Backoff struct {
+	Min, Max time.Duration
+	cur      time.Duration
+}
+
+// Wait sleeps for the next backoff step or until ctx ends.
+func (b *Backoff) Wait(ctx context.Context) error {
+	if b.cur == 0 {
+		b.cur = b.Min
+	} else if b.cur *= 2; b.cur > b.Max {
+		b.cur = b.Max
+	}
+	t := time.NewTimer(b.cur)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

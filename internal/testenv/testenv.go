@@ -1,0 +1,39 @@
+// Package testenv gives integration tests the real services that
+// scripts/services.sh started: a Kafka broker and an OpenSearch node. Their
+// addresses come from TRAILWATCH_TEST_KAFKA and TRAILWATCH_TEST_OPENSEARCH
+// (`make test` sets both). Without them a test skips on a developer's
+// machine, but fails under CI=true: in CI a missing service is an error,
+// never a silent skip.
+package testenv
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// Kafka returns the seed brokers of the real test broker.
+func Kafka(t testing.TB) []string {
+	t.Helper()
+	v := need(t, "TRAILWATCH_TEST_KAFKA", "Kafka")
+	return strings.Split(v, ",")
+}
+
+// OpenSearch returns the URL of the real test OpenSearch node.
+func OpenSearch(t testing.TB) string {
+	t.Helper()
+	return need(t, "TRAILWATCH_TEST_OPENSEARCH", "OpenSearch")
+}
+
+func need(t testing.TB, env, what string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v != "" {
+		return v
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not set: CI must start a real %s (scripts/services.sh start)", env, what)
+	}
+	t.Skipf("%s not set; run `make test` to start a real %s", env, what)
+	return ""
+}

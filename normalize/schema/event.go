@@ -1,0 +1,210 @@
+// Package schema defines the common event every stage speaks: a typed struct
+// whose JSON names follow the Elastic Common Schema and whose expr tags follow
+// the same dotted names, so a rule reads like a Kibana query and is
+// type-checked when it loads.
+//
+// What ECS lacks (credential fingerprints, actor key, raw provenance) lives
+// under the project namespace Trailwatch ("trailwatch.*"). The package holds
+// data types only: it does no I/O and has no dependencies beyond the standard
+// library, so every stage can import it.
+package schema
+
+import "time"
+
+// Event is one normalized API access (one request, one audit record).
+type Event struct {
+	Timestamp   time.Time         `json:"@timestamp" expr:"timestamp"`
+	Event       EventMeta         `json:"event,omitzero" expr:"event"`
+	Source      Endpoint          `json:"source,omitzero" expr:"source"`
+	Client      Endpoint          `json:"client,omitzero" expr:"client"`
+	Destination Endpoint          `json:"destination,omitzero" expr:"destination"`
+	User        User              `json:"user,omitzero" expr:"user"`
+	UserAgent   UserAgent         `json:"user_agent,omitzero" expr:"user_agent"`
+	HTTP        HTTP              `json:"http,omitzero" expr:"http"`
+	URL         URL               `json:"url,omitzero" expr:"url"`
+	Cloud       Cloud             `json:"cloud,omitzero" expr:"cloud"`
+	Observer    Observer          `json:"observer,omitzero" expr:"observer"`
+	Related     Related           `json:"related,omitzero" expr:"related"`
+	Labels      map[string]string `json:"labels,omitempty" expr:"labels"`
+	Tags        []string          `json:"tags,omitempty" expr:"tags"`
+	Trailwatch  Trailwatch        `json:"trailwatch,omitzero" expr:"trailwatch"`
+}
+
+// EventMeta is ECS event.*: what kind of event this is and how it ended.
+type EventMeta struct {
+	ID       string    `json:"id,omitempty" expr:"id"`
+	Kind     string    `json:"kind,omitempty" expr:"kind"`
+	Category []string  `json:"category,omitempty" expr:"category"`
+	Type     []string  `json:"type,omitempty" expr:"type"`
+	Action   string    `json:"action,omitempty" expr:"action"`
+	Outcome  string    `json:"outcome,omitempty" expr:"outcome"`
+	Dataset  string    `json:"dataset,omitempty" expr:"dataset"`
+	Module   string    `json:"module,omitempty" expr:"module"`
+	Provider string    `json:"provider,omitempty" expr:"provider"`
+	Severity int       `json:"severity,omitempty" expr:"severity"`
+	Duration int64     `json:"duration,omitempty" expr:"duration"` // nanoseconds, as ECS
+	Created  time.Time `json:"created,omitzero" expr:"created"`
+	Ingested time.Time `json:"ingested,omitzero" expr:"ingested"`
+}
+
+// Endpoint is ECS source.*, client.* or destination.*.
+type Endpoint struct {
+	IP      string `json:"ip,omitempty" expr:"ip"`
+	Port    int    `json:"port,omitempty" expr:"port"`
+	Address string `json:"address,omitempty" expr:"address"`
+	Domain  string `json:"domain,omitempty" expr:"domain"`
+	Bytes   int64  `json:"bytes,omitempty" expr:"bytes"`
+	Geo     Geo    `json:"geo,omitzero" expr:"geo"`
+	AS      AS     `json:"as,omitzero" expr:"as"`
+}
+
+// Geo is ECS *.geo.*.
+type Geo struct {
+	CountryISOCode string   `json:"country_iso_code,omitempty" expr:"country_iso_code"`
+	CountryName    string   `json:"country_name,omitempty" expr:"country_name"`
+	CityName       string   `json:"city_name,omitempty" expr:"city_name"`
+	Location       GeoPoint `json:"location,omitzero" expr:"location"`
+}
+
+// GeoPoint is a latitude/longitude pair, mapped as geo_point.
+type GeoPoint struct {
+	Lat float64 `json:"lat" expr:"lat"`
+	Lon float64 `json:"lon" expr:"lon"`
+}
+
+// AS is ECS *.as.*: the autonomous system an address belongs to.
+type AS struct {
+	Number       int64          `json:"number,omitempty" expr:"number"`
+	Organization ASOrganization `json:"organization,omitzero" expr:"organization"`
+}
+
+// ASOrganization is ECS *.as.organization.*.
+type ASOrganization struct {
+	Name string `json:"name,omitempty" expr:"name"`
+}
+
+// User is ECS user.*.
+type User struct {
+	ID     string `json:"id,omitempty" expr:"id"`
+	Name   string `json:"name,omitempty" expr:"name"`
+	Email  string `json:"email,omitempty" expr:"email"`
+	Domain string `json:"domain,omitempty" expr:"domain"`
+}
+
+// UserAgent is ECS user_agent.*.
+type UserAgent struct {
+	Original string `json:"original,omitempty" expr:"original"`
+	Name     string `json:"name,omitempty" expr:"name"`
+	Version  string `json:"version,omitempty" expr:"version"`
+}
+
+// HTTP is ECS http.*.
+type HTTP struct {
+	Version  string       `json:"version,omitempty" expr:"version"`
+	Request  HTTPRequest  `json:"request,omitzero" expr:"request"`
+	Response HTTPResponse `json:"response,omitzero" expr:"response"`
+}
+
+// HTTPRequest is ECS http.request.*.
+type HTTPRequest struct {
+	ID       string   `json:"id,omitempty" expr:"id"`
+	Method   string   `json:"method,omitempty" expr:"method"`
+	Referrer string   `json:"referrer,omitempty" expr:"referrer"`
+	MimeType string   `json:"mime_type,omitempty" expr:"mime_type"`
+	Bytes    int64    `json:"bytes,omitempty" expr:"bytes"`
+	Body     HTTPBody `json:"body,omitzero" expr:"body"`
+}
+
+// HTTPResponse is ECS http.response.*.
+type HTTPResponse struct {
+	StatusCode int      `json:"status_code,omitempty" expr:"status_code"`
+	MimeType   string   `json:"mime_type,omitempty" expr:"mime_type"`
+	Bytes      int64    `json:"bytes,omitempty" expr:"bytes"`
+	Body       HTTPBody `json:"body,omitzero" expr:"body"`
+}
+
+// HTTPBody is ECS http.*.body.*.
+type HTTPBody struct {
+	Bytes int64 `json:"bytes,omitempty" expr:"bytes"`
+}
+
+// URL is ECS url.*.
+type URL struct {
+	Original string `json:"original,omitempty" expr:"original"`
+	Scheme   string `json:"scheme,omitempty" expr:"scheme"`
+	Domain   string `json:"domain,omitempty" expr:"domain"`
+	Port     int    `json:"port,omitempty" expr:"port"`
+	Path     string `json:"path,omitempty" expr:"path"`
+	Query    string `json:"query,omitempty" expr:"query"`
+}
+
+// Cloud is ECS cloud.*.
+type Cloud struct {
+	Provider string       `json:"provider,omitempty" expr:"provider"`
+	Region   string       `json:"region,omitempty" expr:"region"`
+	Account  CloudAccount `json:"account,omitzero" expr:"account"`
+	Service  CloudService `json:"service,omitzero" expr:"service"`
+}
+
+// CloudAccount is ECS cloud.account.*.
+type CloudAccount struct {
+	ID string `json:"id,omitempty" expr:"id"`
+}
+
+// CloudService is ECS cloud.service.*.
+type CloudService struct {
+	Name string `json:"name,omitempty" expr:"name"`
+}
+
+// Observer is ECS observer.*: the gateway or balancer that saw the request.
+type Observer struct {
+	Name     string `json:"name,omitempty" expr:"name"`
+	Hostname string `json:"hostname,omitempty" expr:"hostname"`
+	Type     string `json:"type,omitempty" expr:"type"`
+	Vendor   string `json:"vendor,omitempty" expr:"vendor"`
+	Product  string `json:"product,omitempty" expr:"product"`
+}
+
+// Related is ECS related.*: every IP, user and host the event mentions.
+type Related struct {
+	IP    []string `json:"ip,omitempty" expr:"ip"`
+	User  []string `json:"user,omitempty" expr:"user"`
+	Hosts []string `json:"hosts,omitempty" expr:"hosts"`
+}
+
+// Trailwatch is the project namespace: what ECS has no field for.
+type Trailwatch struct {
+	Actor      string            `json:"actor,omitempty" expr:"actor"`
+	Source     string            `json:"source,omitempty" expr:"source"`
+	Credential Credential        `json:"credential,omitzero" expr:"credential"`
+	Raw        RawRef            `json:"raw,omitzero" expr:"raw"`
+	Extra      map[string]string `json:"extra,omitempty" expr:"extra"`
+}
+
+// Credential identifies the secret used without holding it.
+type Credential struct {
+	Fingerprint string `json:"fingerprint,omitempty" expr:"fingerprint"`
+	Type        string `json:"type,omitempty" expr:"type"`
+}
+
+// RawRef points back at the raw record the event came from.
+type RawRef struct {
+	Origin    string `json:"origin,omitempty" expr:"origin"`
+	Offset    int64  `json:"offset" expr:"offset"`
+	Hash      string `json:"hash,omitempty" expr:"hash"`
+	Collector string `json:"collector,omitempty" expr:"collector"`
+}
+
+// ActorKey returns the key that groups an actor's events: the credential
+// fingerprint, else the user name, else the client address.
+func (e *Event) ActorKey() string {
+	switch {
+	case e.Trailwatch.Credential.Fingerprint != "":
+		return "cred:" + e.Trailwatch.Credential.Fingerprint
+	case e.User.Name != "":
+		return "user:" + e.User.Name
+	case e.Source.IP != "":
+		return "ip:" + e.Source.IP
+	}
+	return ""
+}
