@@ -1,0 +1,123 @@
+package file
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// checkpointVersion is bumped when the file format changes incompatibly.
+const checkpointVersion = 1
+
+// checkpoint is the on-disk form of the read positions.
+type checkpoint struct {
+	Version int `json:"version"`
+	// Files maps a file identity ("dev:inode") to its position.
+	Files map[string]position `json:"files"`
+	// Retired remembers files no longer tracked, oldest first, so that a
+	// new file reusing one's inode gets a new stream (see retire).
+	Retired []retired `json:"retired,omitempty"`
+}
+
+// maxRetired bounds checkpoint.Retired; the oldest entries are forgotten.
+const maxRetired = 512
+
+// retired is what is kept of a file that is no longer tracked.
+type retired struct {
+	// ID is the file identity, "dev:inode".
+	ID string `json:"id"`
+	// Gen is the reset generation the file had.
+	Gen int `json:"gen"`
+	// Fingerprint is the first 16 hex digits of the head fingerprint.
+	Fingerprint string `json:"fp"`
+	// FingerprintLen is how many head bytes Fingerprint covers.
+	FingerprintLen int `json:"fp_len"`
+}
+
+// position is where reading of one file stands.
+type position struct {
+	// Path is where the file was last seen.
+	Path string `json:"path"`
+	// Offset is the byte after the last line acknowledged by Emit.
+	Offset int64 `json:"offset"`
+	// Size is the file size seen when the checkpoint was written.
+	Size int64 `json:"size_at_checkpoint"`
+	// Fingerprint is the hex SHA-256 of the first FingerprintLen bytes.
+	Fingerprint string `json:"fingerprint"`
+	// FingerprintLen is how many head bytes Fingerprint covers (<= 1 KiB).
+	FingerprintLen int `json:"fingerprint_len"`
+	// Gen is the reset generation: how many times this dev:inode was seen
+	// truncated or holding other content, each time read again from 0.
+	Gen int `json:"gen"`
+	// Stream is the Record.Stream of the file's lines, "" until its first
+	// line was read. Stored so a resumed file keeps it without re-reading.
+	Stream string `json:"stream,omitempty"`
+}
+
+// loadCheckpoint reads path. A missing file is an empty checkpoint; a
+// corrupt one is an error, because guessing would either re-send or skip
+// whole files.
+func loadCheckpoint(path string) (checkpoint, error) {
+	cp := checkpoint{Version: checkpointVersion, Files: map[string]position{}}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cp, nil
+	}
+	if err != nil {
+		return cp, fmt.Errorf("read checkpoint: %w", err)
+	}
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return cp, fmt.Errorf("checkpoint %s is corrupt (fix or delete it): %w", path, err)
+	}
+	if cp.Version != checkpointVersion {
+		return cp, fmt.Errorf("checkpoint %s: unsupported version %d", path, cp.Version)
+	}
+	if cp.Files == nil {
+		cp.Files = map[string]position{}
+	}
+	return cp, nil
+}
+
+// saveCheckpoint replaces path atomically: a crash leaves either the old or
+// the new checkpoint, never a torn one. The temp file is synced before the
+// rename and the directory after it, so the rename itself survives power
+// loss.
+func saveCheckpoint(path string, cp checkpoint) error {
+	b, err := json.MarshalIndent(cp, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmpName := tmp.Name()
+	defer os.Remove(tmpName) // no-op after a successful rename
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
