@@ -1,0 +1,99 @@
+package detect
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/trailwatch/trailwatch/normalize/schema"
+)
+
+// AlertID is the deterministic alert id: the first 32 hex digits of the
+// SHA-256 of the rule id, the group key values, the time of the first event
+// of the firing window and, for windowless rules, the event id (so two
+// matching events at the same instant stay two alerts).
+func AlertID(ruleID string, values []string, first time.Time, eventID string) string {
+	h := sha256.New()
+	h.Write([]byte(ruleID))
+	for _, v := range values {
+		h.Write([]byte{0})
+		h.Write([]byte(v))
+	}
+	h.Write([]byte{0})
+	h.Write([]byte(first.UTC().Format(time.RFC3339Nano)))
+	if eventID != "" {
+		h.Write([]byte{0})
+		h.Write([]byte(eventID))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// alert builds the alert raised by ev, the triggering event.
+func (d *Detector) alert(rs *ruleState, values []string, ev *schema.Event, first, last time.Time, count int, ids []string, eventID string) schema.Alert {
+	r := rs.rule
+	var group map[string]string
+	var desc strings.Builder
+	for i, name := range rs.names {
+		if group == nil {
+			group = make(map[string]string, len(rs.names))
+		}
+		group[name] = values[i]
+		if i > 0 {
+			desc.WriteString(", ")
+		}
+		fmt.Fprintf(&desc, "%s=%s", name, values[i])
+	}
+	a := schema.Alert{
+		Timestamp: ev.Timestamp,
+		Event: schema.EventMeta{
+			ID:       AlertID(r.ID, values, first, eventID),
+			Kind:     "alert",
+			Severity: schema.SeverityNumber(r.Severity),
+		},
+		Rule: schema.Rule{
+			ID:          r.ID,
+			Name:        r.Title,
+			Description: r.Description,
+			Author:      slices.Clone(r.Author),
+			Reference:   slices.Clone(r.References),
+		},
+		Source: ev.Source,
+		User:   ev.User,
+		URL:    ev.URL,
+		Tags:   slices.Clone(r.Tags),
+		Trailwatch: schema.AlertTrailwatch{
+			Severity:   r.Severity,
+			Actor:      actor(ev),
+			Credential: ev.Trailwatch.Credential,
+			GroupKey:   group,
+			Count:      int64(count),
+			FirstSeen:  first,
+			LastSeen:   last,
+			EventIDs:   ids,
+		},
+	}
+	if len(r.techniques) > 0 {
+		a.Threat = schema.Threat{Framework: "MITRE ATT&CK", Technique: slices.Clone(r.techniques)}
+	}
+	if r.Window != nil {
+		a.Trailwatch.Window = r.Window.Over.String()
+		a.Message = fmt.Sprintf("%s: %d events in %s", r.Title, count, a.Trailwatch.Window)
+	} else {
+		a.Message = r.Title + ":"
+		if ev.HTTP.Request.Method != "" || ev.URL.Path != "" {
+			a.Message += " " + strings.TrimSpace(ev.HTTP.Request.Method+" "+ev.URL.Path)
+			if code := ev.HTTP.Response.StatusCode; code != 0 {
+				a.Message += fmt.Sprintf(" -> %d", code)
+			}
+		} else {
+			a.Message += " 1 event"
+		}
+	}
+	if desc.Len() > 0 {
+		a.Message += " for " + desc.String()
+	}
+	return a
+}

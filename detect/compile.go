@@ -1,0 +1,123 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/trailwatch/trailwatch/normalize/schema"
+)
+
+// compileWhere compiles a rule condition against schema.Event, so unknown
+// fields and type mismatches are refused at load. Programs are run with a
+// *schema.Event environment (see BenchmarkWhere for why a pointer).
+func compileWhere(src string) (*vm.Program, error) {
+	return expr.Compile(src, expr.Env(schema.Event{}), expr.AsBool())
+}
+
+// compileGroupBy compiles one group_by field; its result must be a scalar
+// that prints well as a group key value.
+func compileGroupBy(src string) (*vm.Program, error) {
+	prog, err := expr.Compile(src, expr.Env(schema.Event{}))
+	if err != nil {
+		return nil, err
+	}
+	if t := prog.Node().Type(); t != nil {
+		switch t.Kind() {
+		case reflect.String, reflect.Bool, reflect.Interface,
+			reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+			reflect.Float32, reflect.Float64:
+		default:
+			return nil, fmt.Errorf("%q is of type %s; want a string, number or bool field", src, t)
+		}
+	}
+	return prog, nil
+}
+
+// exprError locates an expr compile error inside the YAML scalar n that
+// holds src, and names the offending dotted field in full.
+func (p *parser) exprError(n *yaml.Node, path, src string, err error) error {
+	var fe *file.Error
+	if !errors.As(err, &fe) {
+		return p.pos(n, "%s: %v", path, err)
+	}
+	msg := fe.Message
+	runes := []rune(src)
+	from := min(max(fe.From, 0), len(runes))
+	if strings.HasPrefix(msg, "unknown name ") || strings.Contains(msg, " has no field ") {
+		start, end := from, from
+		for start > 0 && isIdentRune(runes[start-1]) {
+			start--
+		}
+		for end < len(runes) && isIdentRune(runes[end]) {
+			end++
+		}
+		if ident := string(runes[start:end]); ident != "" {
+			if strings.HasPrefix(msg, "unknown name ") {
+				msg = fmt.Sprintf("unknown name %q", ident)
+			} else {
+				msg = fmt.Sprintf("unknown name %q (%s)", ident, msg)
+			}
+			from = start
+		}
+	}
+	// Line and column of the error inside src, 1-based line, 0-based col.
+	line, col := 1, 0
+	for _, r := range runes[:from] {
+		if r == '\n' {
+			line++
+			col = 0
+		} else {
+			col++
+		}
+	}
+	pe := &PosError{File: p.file, Line: n.Line, Col: n.Column + col, Msg: path + ": " + msg}
+	switch n.Style {
+	case yaml.LiteralStyle, yaml.FoldedStyle:
+		// Block scalars start on the line after the indicator; every
+		// content line shares the block's indentation.
+		pe.Line = n.Line + line
+		pe.Col = col + 1
+		if n.Line < len(p.lines) {
+			first := p.lines[n.Line]
+			pe.Col += len(first) - len(strings.TrimLeft(first, " "))
+		}
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		pe.Col++
+		if line > 1 {
+			pe.Line, pe.Col = n.Line, n.Column
+		}
+	default:
+		if line > 1 {
+			pe.Line, pe.Col = n.Line, n.Column
+		}
+	}
+	return pe
+}
+
+func isIdentRune(r rune) bool {
+	return r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+}
+
+// attackTag matches MITRE ATT&CK technique tags such as attack.t1110 or
+// attack.t1110.001.
+var attackTag = regexp.MustCompile(`^attack\.(t\d{4}(?:\.\d{3})?)$`)
+
+// techniques maps attack.tNNNN tags to ECS threat.technique entries.
+func techniques(tags []string) []schema.ThreatTechnique {
+	var out []schema.ThreatTechnique
+	for _, t := range tags {
+		if m := attackTag.FindStringSubmatch(t); m != nil {
+			out = append(out, schema.ThreatTechnique{ID: strings.ToUpper(m[1])})
+		}
+	}
+	return out
+}

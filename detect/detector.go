@@ -1,0 +1,380 @@
+package detect
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/trailwatch/trailwatch/normalize/schema"
+)
+
+// actorGroupName is the group key name of windowless rules: they suppress
+// per actor.
+const actorGroupName = "trailwatch.actor"
+
+// Detector evaluates a rule set over events in event time. All methods are
+// safe for concurrent use, but Observe and Warm must be fed events in the
+// order the caller wants results to be reproducible in (one partition's
+// order): the detector is deterministic given the same event sequence.
+type Detector struct {
+	mu      sync.Mutex
+	cfg     Config
+	log     *slog.Logger
+	set     *RuleSet
+	rules   []*ruleState
+	lru     list.List // of *group; front is the most recently touched
+	maxSeen time.Time // newest event time seen: the lateness reference
+	vm      vm.VM     // reused across runs: saves its stack allocations
+	stats   Stats     // Groups and Rules are filled in by Stats()
+	pending []RuleError
+	vals    []string // scratch group key values
+	keyBuf  []byte   // scratch group key
+}
+
+// ruleState is one rule's compiled form and its groups.
+type ruleState struct {
+	rule   *Rule
+	names  []string // group key names, parallel to group values
+	over   time.Duration
+	groups map[string]*group
+	stats  RuleStats
+}
+
+// group is the state of one (rule, group key): the timestamps and ids of
+// matching events still inside a possible window, sorted by time, and the
+// end of its suppression.
+type group struct {
+	rule   *ruleState
+	key    string
+	values []string
+	ts     []time.Time
+	ids    []string
+	until  time.Time // alerts suppressed while event time is before this
+	elem   *list.Element
+}
+
+// New builds a detector for rules. It validates cfg; rules must come from
+// LoadDir, LoadFiles or Subset. A nil logger discards logs.
+func New(rules *RuleSet, cfg Config, logger *slog.Logger) (*Detector, error) {
+	if rules == nil {
+		return nil, errors.New("detect: nil rule set")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("detect: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Detector{cfg: cfg, log: logger, set: rules}
+	for _, r := range rules.rules {
+		rs := &ruleState{rule: r, groups: map[string]*group{}, stats: RuleStats{ID: r.ID}}
+		if r.Window != nil {
+			rs.names = r.Window.GroupBy
+			rs.over = r.Window.Over
+		} else {
+			rs.names = []string{actorGroupName}
+		}
+		d.rules = append(d.rules, rs)
+	}
+	return d, nil
+}
+
+// Rules describes the detector's rules, for metrics.
+func (d *Detector) Rules() []RuleInfo { return d.set.Info() }
+
+// Observe runs every rule on every event, in order, and returns the alerts
+// raised, in the order they were raised. An event's time is its Timestamp.
+// The runner calls it once per input batch and forwards the alerts before
+// committing the batch's offsets. It returns an error only if ctx is done
+// before it starts, in which case no state changed and the caller retries
+// the batch or stops. Rules that fail at run time do not fail the batch:
+// they are counted and kept for DrainRuleErrors.
+func (d *Detector) Observe(ctx context.Context, evs []schema.Event) ([]schema.Alert, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.process(evs, true), nil
+}
+
+// Warm updates state exactly as Observe would but returns no alerts and
+// keeps no rule errors. After a restart, the caller replays the input it
+// had already processed (and whose alerts it already sent) through Warm,
+// then resumes with Observe, so no alert is emitted twice.
+func (d *Detector) Warm(evs []schema.Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.process(evs, false)
+}
+
+// Advance tells the detector that event time has reached watermark, and
+// drops the groups that can no longer affect any result: those whose
+// events are all older than a window before the oldest time a non-late
+// event may have, and whose suppression has ended. Dropping them changes no
+// later output. The reference is the older of watermark and the newest event
+// time seen, so a wall-clock watermark during replay evicts nothing early.
+// Threshold windows do not emit on close today, so it returns nil; the
+// signature leaves room for window kinds that do.
+func (d *Detector) Advance(watermark time.Time) []schema.Alert {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ref := watermark
+	if d.maxSeen.Before(ref) {
+		ref = d.maxSeen
+	}
+	horizon := ref.Add(-d.cfg.AllowedLateness)
+	// A full scan: touch order is not event-time order (a long suppression
+	// can sit behind fresher groups), so stopping early would keep garbage.
+	for e := d.lru.Back(); e != nil; {
+		prev := e.Prev()
+		g := e.Value.(*group)
+		if g.expired(horizon) {
+			d.remove(g)
+			d.stats.Expired++
+		}
+		e = prev
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (d *Detector) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.stats
+	s.Groups = d.lru.Len()
+	s.Rules = make([]RuleStats, len(d.rules))
+	for i, rs := range d.rules {
+		s.Rules[i] = rs.stats
+		s.Rules[i].Groups = len(rs.groups)
+	}
+	return s
+}
+
+// DrainRuleErrors returns the run-time rule errors kept since the last call
+// (at most 1024; Stats.RuleErrorsDropped counts the rest) and forgets them.
+// The caller sends them to the dead-letter topic after each Observe.
+func (d *Detector) DrainRuleErrors() []RuleError {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := d.pending
+	d.pending = nil
+	return out
+}
+
+// process is Observe and Warm; emit says whether alerts are built and
+// returned.
+func (d *Detector) process(evs []schema.Event, emit bool) []schema.Alert {
+	var alerts []schema.Alert
+	for i := range evs {
+		ev := &evs[i]
+		d.stats.Events++
+		t := ev.Timestamp
+		if t.After(d.maxSeen) {
+			d.maxSeen = t
+		}
+		horizon := d.maxSeen.Add(-d.cfg.AllowedLateness)
+		late := t.Before(horizon)
+		if late {
+			d.stats.Late++
+		}
+		start := time.Now()
+		for _, rs := range d.rules {
+			a, fired := d.evaluate(rs, ev, late, horizon, emit)
+			now := time.Now()
+			rs.stats.EvalTime += now.Sub(start)
+			start = now
+			if fired && emit {
+				alerts = append(alerts, a)
+				d.stats.Alerts++
+				rs.stats.Alerts++
+			}
+		}
+	}
+	return alerts
+}
+
+// evaluate runs one rule on one event and reports whether it fired.
+func (d *Detector) evaluate(rs *ruleState, ev *schema.Event, late bool, horizon time.Time, emit bool) (schema.Alert, bool) {
+	r := rs.rule
+	if late && r.Window != nil {
+		// Why: a late event would rewrite a window that may already have
+		// been judged; skipping it keeps results independent of arrival
+		// timing beyond the allowed lateness.
+		return schema.Alert{}, false
+	}
+	rs.stats.Evals++
+	out, err := d.vm.Run(r.where, ev)
+	if err != nil {
+		d.ruleError(rs, ev, err, emit)
+		return schema.Alert{}, false
+	}
+	if ok, _ := out.(bool); !ok {
+		return schema.Alert{}, false
+	}
+	rs.stats.Matches++
+	if r.Window == nil {
+		return d.single(rs, ev, late, emit)
+	}
+	return d.threshold(rs, ev, horizon, emit)
+}
+
+// single handles a windowless rule's match: an alert per event, suppressed
+// per actor when the rule sets suppress.
+func (d *Detector) single(rs *ruleState, ev *schema.Event, late, emit bool) (schema.Alert, bool) {
+	r := rs.rule
+	values := []string{actor(ev)}
+	// A late event alerts without consulting or changing suppression
+	// state: a windowless rule needs no window, and state stays a function
+	// of in-order events only.
+	if r.Suppress > 0 && !late {
+		d.keyBuf = append(d.keyBuf[:0], values[0]...)
+		g := d.touch(rs, values)
+		if ev.Timestamp.Before(g.until) {
+			d.suppressed(rs)
+			return schema.Alert{}, false
+		}
+		g.until = ev.Timestamp.Add(r.Suppress)
+	}
+	if !emit {
+		return schema.Alert{}, false
+	}
+	var ids []string
+	if ev.Event.ID != "" {
+		ids = []string{ev.Event.ID}
+	}
+	return d.alert(rs, values, ev, ev.Timestamp, ev.Timestamp, 1, ids, ev.Event.ID), true
+}
+
+// threshold handles a threshold rule's match.
+func (d *Detector) threshold(rs *ruleState, ev *schema.Event, horizon time.Time, emit bool) (schema.Alert, bool) {
+	r := rs.rule
+	if err := d.groupKey(rs, ev); err != nil {
+		d.ruleError(rs, ev, err, emit)
+		return schema.Alert{}, false
+	}
+	g := d.touch(rs, d.vals)
+	// Events at or before horizon-over cannot share a window with any
+	// future non-late event, which is at or after horizon.
+	g.prune(horizon.Add(-rs.over))
+	p := g.insert(ev.Timestamp, ev.Event.ID)
+	i, j, ok := g.firing(p, r.Window.Count, rs.over)
+	if !ok {
+		return schema.Alert{}, false
+	}
+	if ev.Timestamp.Before(g.until) {
+		d.suppressed(rs)
+		return schema.Alert{}, false
+	}
+	var a schema.Alert
+	if emit {
+		ids := make([]string, 0, 10)
+		for _, id := range g.ids[i : j+1] {
+			if id != "" && len(ids) < 10 {
+				ids = append(ids, id)
+			}
+		}
+		a = d.alert(rs, g.values, ev, g.ts[i], g.ts[j], j-i+1, ids, "")
+	}
+	// Each event counts toward one alert only: the window starts over, and
+	// the group stays quiet for suppress after the triggering event.
+	g.until = ev.Timestamp.Add(r.Suppress)
+	g.ts, g.ids = g.ts[:0], g.ids[:0]
+	return a, emit
+}
+
+func (d *Detector) suppressed(rs *ruleState) {
+	rs.stats.Suppressed++
+	d.stats.Suppressed++
+}
+
+// groupKey evaluates the rule's group_by fields into d.vals and d.keyBuf.
+func (d *Detector) groupKey(rs *ruleState, ev *schema.Event) error {
+	d.vals = d.vals[:0]
+	d.keyBuf = d.keyBuf[:0]
+	for i, prog := range rs.rule.Window.programs {
+		out, err := d.vm.Run(prog, ev)
+		if err != nil {
+			return fmt.Errorf("group_by %s: %w", rs.names[i], err)
+		}
+		v := formatValue(out)
+		if i > 0 {
+			d.keyBuf = append(d.keyBuf, 0)
+		}
+		d.keyBuf = append(d.keyBuf, v...)
+		d.vals = append(d.vals, v)
+	}
+	return nil
+}
+
+func formatValue(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case int:
+		return strconv.Itoa(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case bool:
+		return strconv.FormatBool(v)
+	}
+	return fmt.Sprint(v)
+}
+
+// touch returns the group for d.keyBuf, creating it with values (copied)
+// and evicting the least recently touched group if max_groups is reached.
+func (d *Detector) touch(rs *ruleState, values []string) *group {
+	if g, ok := rs.groups[string(d.keyBuf)]; ok {
+		d.lru.MoveToFront(g.elem)
+		return g
+	}
+	if d.lru.Len() >= d.cfg.MaxGroups {
+		// Why: state must stay bounded whatever the key cardinality; the
+		// least recently touched group is the least likely to fire.
+		d.remove(d.lru.Back().Value.(*group))
+		d.stats.Evictions++
+	}
+	g := &group{rule: rs, key: string(d.keyBuf), values: slices.Clone(values)}
+	g.elem = d.lru.PushFront(g)
+	rs.groups[g.key] = g
+	return g
+}
+
+func (d *Detector) remove(g *group) {
+	d.lru.Remove(g.elem)
+	delete(g.rule.groups, g.key)
+}
+
+func (d *Detector) ruleError(rs *ruleState, ev *schema.Event, err error, emit bool) {
+	rs.stats.Errors++
+	d.stats.RuleErrors++
+	if !emit {
+		return // already reported when the event was first observed
+	}
+	if len(d.pending) >= maxPendingRuleErrors {
+		d.stats.RuleErrorsDropped++
+		d.log.Warn("rule error dropped: too many pending", "rule", rs.rule.ID, "event_id", ev.Event.ID, "err", err)
+		return
+	}
+	d.log.Debug("rule error", "rule", rs.rule.ID, "event_id", ev.Event.ID, "err", err)
+	d.pending = append(d.pending, RuleError{RuleID: rs.rule.ID, EventID: ev.Event.ID, Timestamp: ev.Timestamp, Err: err})
+}
+
+// actor is the key windowless rules suppress by.
+func actor(ev *schema.Event) string {
+	if ev.Trailwatch.Actor != "" {
+		return ev.Trailwatch.Actor
+	}
+	return ev.ActorKey()
+}

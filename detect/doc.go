@@ -1,0 +1,24 @@
+// Package detect loads detection rules from YAML files and evaluates them
+// over normalized events, raising schema.Alert values.
+//
+// A rule is an expr condition ("where") over schema.Event, type-checked when
+// the file loads, optionally with a threshold window (count events per group
+// within a sliding event-time window) and a suppression period. Rule files are
+// loaded all-or-nothing: any problem in any file refuses the whole set, with
+// every problem reported as file:line:col.
+//
+// The Detector is a pure state machine over event time: given the same
+// sequence of events it emits the same alerts with the same ids, whatever the
+// wall clock says and however the sequence is split into batches. It does no
+// I/O: the caller feeds it events from a partition, forwards the alerts it
+// returns, sends rule run-time errors (DrainRuleErrors) to the dead-letter
+// topic, and after a restart rebuilds state by replaying already-processed
+// input through Warm. It deliberately does not read Kafka, persist snapshots,
+// deduplicate alerts across processes, or route events by group key: the
+// caller keys the input so that a group's events reach one Detector.
+//
+// Delivery: alerts are returned synchronously from Observe; the detector keeps
+// no outbox. Alert ids are deterministic (rule, group key, window start), so a
+// sink that writes idempotently turns at-least-once replay into
+// effectively-once alerts.
+package detect

@@ -1,0 +1,142 @@
+package detect
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+	"github.com/trailwatch/trailwatch/normalize/schema"
+)
+
+// Severities lists the accepted rule severities, lowest first.
+var Severities = []string{"low", "medium", "high", "critical"}
+
+// DefaultSeverity is used when a rule does not set one.
+const DefaultSeverity = "medium"
+
+// Rule is one loaded and compiled detection rule.
+type Rule struct {
+	ID          string
+	Title       string
+	Description string
+	Severity    string
+	Tags        []string
+	References  []string
+	Author      []string
+	// Where is the expr source of the condition, as written.
+	Where string
+	// Window makes the rule a threshold rule; nil alerts on each match.
+	Window *Window
+	// Suppress is how long, in event time, a group stays quiet after it
+	// alerted. Zero means no suppression (windowless rules only; threshold
+	// rules default to Window.Over).
+	Suppress time.Duration
+	// Tests are the rule's inline test cases.
+	Tests []TestCase
+	// File, Line and Col locate the rule's definition.
+	File string
+	Line int
+	Col  int
+
+	where      *vm.Program
+	techniques []schema.ThreatTechnique
+}
+
+// Window is a threshold: Count or more matching events whose timestamps lie
+// within Over of each other, counted separately per GroupBy values.
+type Window struct {
+	Count   int
+	Over    time.Duration
+	GroupBy []string
+
+	programs []*vm.Program
+}
+
+// TestCase is one inline rule test: events fed to a fresh detector holding
+// only this rule, and the alerts expected, in order.
+type TestCase struct {
+	Name   string
+	Events []schema.Event
+	// Expect lists the expected alerts in emission order; empty means none.
+	Expect []Expectation
+	// Pos is "file:line:col" of the test case, for reports.
+	Pos string
+}
+
+// Expectation describes one expected alert. A zero Count or nil Group is
+// not checked.
+type Expectation struct {
+	Count int64
+	Group map[string]string
+}
+
+// Pos returns "file:line" of the rule's definition.
+func (r *Rule) Pos() string { return fmt.Sprintf("%s:%d", r.File, r.Line) }
+
+// RuleSet is a validated set of rules with unique ids, in load order.
+type RuleSet struct {
+	rules []*Rule
+}
+
+// Rules returns the rules in load order. The slice must not be modified.
+func (rs *RuleSet) Rules() []*Rule { return rs.rules }
+
+// Len returns the number of rules.
+func (rs *RuleSet) Len() int { return len(rs.rules) }
+
+// Get returns the rule with the given id, or nil.
+func (rs *RuleSet) Get(id string) *Rule {
+	for _, r := range rs.rules {
+		if r.ID == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// Subset returns a rule set holding only the named rules that exist, in load
+// order; it is how a single rule is run on its own (rule tests).
+func (rs *RuleSet) Subset(ids ...string) *RuleSet {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	out := &RuleSet{}
+	for _, r := range rs.rules {
+		if want[r.ID] {
+			out.rules = append(out.rules, r)
+		}
+	}
+	return out
+}
+
+// RuleInfo is the static description of a rule, for metrics and listings.
+type RuleInfo struct {
+	ID       string
+	Title    string
+	Severity string
+	File     string
+}
+
+// Info returns the static description of every rule.
+func (rs *RuleSet) Info() []RuleInfo {
+	out := make([]RuleInfo, len(rs.rules))
+	for i, r := range rs.rules {
+		out[i] = RuleInfo{ID: r.ID, Title: r.Title, Severity: r.Severity, File: r.File}
+	}
+	return out
+}
+
+// MaxWindow is how far back in event time any rule's state reaches: the
+// longest window or suppression. Rebuilding state after a restart replays at
+// least this much history (plus the allowed lateness).
+func (rs *RuleSet) MaxWindow() time.Duration {
+	var m time.Duration
+	for _, r := range rs.rules {
+		if r.Window != nil {
+			m = max(m, r.Window.Over)
+		}
+		m = max(m, r.Suppress)
+	}
+	return m
+}
