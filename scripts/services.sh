@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# services.sh {start|stop|status|fetch} — the real Kafka and OpenSearch that integration tests use.
+#
+# start fetches both (once, sequentially, so two Maven runs never share the local
+# repository at the same time), starts both in parallel, and writes an env file
+# for tests to source:
+#
+#   . "${TW_RUN:-/tmp/trailwatch-services}/env"   # exports the two variables below
+#   TRAILWATCH_TEST_KAFKA=127.0.0.1:19092
+#   TRAILWATCH_TEST_OPENSEARCH=http://127.0.0.1:19200
+#
+# start is idempotent: a service that is already up and healthy is left alone.
+# stop stops both and removes the env file. Settings: see kafka.sh and opensearch.sh;
+# TW_ENV_FILE [$TW_RUN/env] names the env file.
+set -euo pipefail
+
+# shellcheck disable=SC2034 # read by lib.sh
+TW_NAME=services.sh
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
+export TW_CACHE TW_RUN
+
+ENV_FILE=${TW_ENV_FILE:-$TW_RUN/env}
+KAFKA_PORT=${KAFKA_PORT:-19092}
+OPENSEARCH_PORT=${OPENSEARCH_PORT:-19200}
+export KAFKA_PORT OPENSEARCH_PORT
+
+# run_both ACTION runs "kafka.sh ACTION" and "opensearch.sh ACTION" in parallel and
+# fails, naming each service that failed, if either does.
+run_both() {
+	local action=$1 kpid opid failed=()
+	"$SCRIPT_DIR/kafka.sh" "$action" &
+	kpid=$!
+	"$SCRIPT_DIR/opensearch.sh" "$action" &
+	opid=$!
+	wait "$kpid" || failed+=(kafka)
+	wait "$opid" || failed+=(opensearch)
+	((${#failed[@]} == 0)) || tw_die "$action failed for: ${failed[*]} (see the lines above)"
+}
+
+start() {
+	local t0
+	t0=$(tw_now)
+	mkdir -p "$TW_RUN"
+	"$SCRIPT_DIR/kafka.sh" fetch || tw_die "fetching Kafka failed"
+	"$SCRIPT_DIR/opensearch.sh" fetch || tw_die "fetching OpenSearch failed"
+	run_both start
+	mkdir -p "$(dirname "$ENV_FILE")"
+	cat >"$ENV_FILE.tmp" <<-EOF
+		# Written by trailwatch scripts/services.sh; removed by "services.sh stop".
+		export TRAILWATCH_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
+		export TRAILWATCH_TEST_OPENSEARCH=http://127.0.0.1:$OPENSEARCH_PORT
+	EOF
+	mv "$ENV_FILE.tmp" "$ENV_FILE"
+	tw_log "both services ready in $(tw_elapsed "$t0"); env file: $ENV_FILE"
+}
+
+stop() {
+	rm -f "$ENV_FILE"
+	run_both stop
+}
+
+status() {
+	local rc=0
+	"$SCRIPT_DIR/kafka.sh" status || rc=$?
+	"$SCRIPT_DIR/opensearch.sh" status || rc=$?
+	return "$rc"
+}
+
+case ${1:-} in
+start) start ;;
+stop) stop ;;
+status) status ;;
+fetch)
+	"$SCRIPT_DIR/kafka.sh" fetch
+	"$SCRIPT_DIR/opensearch.sh" fetch
+	;;
+*)
+	echo "usage: $0 {start|stop|status|fetch}" >&2
+	exit 2
+	;;
+esac
