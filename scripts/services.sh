@@ -6,8 +6,8 @@
 # for tests to source:
 #
 #   . "${TW_RUN:-/tmp/trailwatch-services}/env"   # exports the two variables below
-#   TRAILWATCH_TEST_KAFKA=127.0.0.1:19092
-#   TRAILWATCH_TEST_OPENSEARCH=http://127.0.0.1:19200
+#   TW_TEST_KAFKA=127.0.0.1:19092
+#   TW_TEST_OPENSEARCH=http://127.0.0.1:19200
 #
 # start is idempotent: a service that is already up and healthy is left alone.
 # stop stops both and removes the env file. Settings: see kafka.sh and opensearch.sh;
@@ -49,8 +49,8 @@ start() {
 	mkdir -p "$(dirname "$ENV_FILE")"
 	cat >"$ENV_FILE.tmp" <<-EOF
 		# Written by trailwatch scripts/services.sh; removed by "services.sh stop".
-		export TRAILWATCH_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
-		export TRAILWATCH_TEST_OPENSEARCH=http://127.0.0.1:$OPENSEARCH_PORT
+		export TW_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
+		export TW_TEST_OPENSEARCH=http://127.0.0.1:$OPENSEARCH_PORT
 	EOF
 	mv "$ENV_FILE.tmp" "$ENV_FILE"
 	tw_log "both services ready in $(tw_elapsed "$t0"); env file: $ENV_FILE"

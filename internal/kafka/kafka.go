@@ -48,6 +48,9 @@ type Config struct {
 	GroupPrefix string `koanf:"group_prefix"`
 	// DialTimeout bounds connecting to a broker.
 	DialTimeout time.Duration `koanf:"dial_timeout"`
+	// SessionTimeout is how long the group waits for a silent member (a
+	// killed process) before moving its partitions to others.
+	SessionTimeout time.Duration `koanf:"session_timeout"`
 }
 
 // TLSConfig holds client TLS settings.
@@ -71,12 +74,12 @@ type SASLConfig struct {
 
 // Topics holds the topic names of the pipeline.
 type Topics struct {
-	Raw       string `koanf:"raw"`
-	Events    string `koanf:"events"`
-	Enriched  string `koanf:"enriched"`
-	Alerts    string `koanf:"alerts"`
-	DLQ       string `koanf:"dlq"`
-	Notified  string `koanf:"notified"`
+	Raw      string `koanf:"raw"`
+	Events   string `koanf:"events"`
+	Enriched string `koanf:"enriched"`
+	Alerts   string `koanf:"alerts"`
+	DLQ      string `koanf:"dlq"`
+	Notified string `koanf:"notified"`
 }
 
 // DefaultConfig returns the configuration of the embedded mode.
@@ -87,6 +90,7 @@ func DefaultConfig() Config {
 		ReplicationFactor: -1,
 		GroupPrefix:       "trailwatch",
 		DialTimeout:       10 * time.Second,
+		SessionTimeout:    45 * time.Second,
 		Topics: Topics{
 			Raw:      "trailwatch.raw",
 			Events:   "trailwatch.events",
@@ -101,6 +105,9 @@ func DefaultConfig() Config {
 // Validate reports every problem in the section, each naming its key.
 func (c *Config) Validate() error {
 	var errs []error
+	if c.SessionTimeout < time.Second {
+		errs = append(errs, errors.New("session_timeout: must be at least 1s"))
+	}
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("partitions: must be at least 1"))
 	}
@@ -129,6 +136,11 @@ func (c *Config) Validate() error {
 // AllTopics lists the pipeline's topics.
 func (t Topics) AllTopics() []string {
 	return []string{t.Raw, t.Events, t.Enriched, t.Alerts, t.DLQ}
+}
+
+// GroupOpts returns the consumer-group options from the config.
+func (c *Config) GroupOpts() []kgo.Opt {
+	return []kgo.Opt{kgo.SessionTimeout(c.SessionTimeout)}
 }
 
 // Opts returns the kgo options connecting to the configured brokers.

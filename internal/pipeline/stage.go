@@ -67,6 +67,8 @@ type Stage struct {
 	Metrics *StageMetrics
 	// Logger receives the stage's logs.
 	Logger *slog.Logger
+	// GroupOpts are extra consumer-group options (session timeout).
+	GroupOpts []kgo.Opt
 }
 
 // Runner owns a stage's consumer client.
@@ -105,6 +107,7 @@ func NewRunner(st Stage, base []kgo.Opt, prod *kgo.Client) (*Runner, error) {
 		kgo.OnPartitionsRevoked(r.revoked),
 		kgo.OnPartitionsLost(r.revoked),
 	)
+	opts = append(opts, st.GroupOpts...)
 	if w, ok := st.Handler.(Warmer); ok {
 		opts = append(opts, kgo.AdjustFetchOffsetsFn(func(ctx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 			return r.rewind(ctx, base, w.WarmWindow(), offs)

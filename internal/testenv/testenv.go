@@ -1,6 +1,6 @@
 // Package testenv gives integration tests the real services that
 // scripts/services.sh started: a Kafka broker and an OpenSearch node. Their
-// addresses come from TRAILWATCH_TEST_KAFKA and TRAILWATCH_TEST_OPENSEARCH
+// addresses come from TW_TEST_KAFKA and TW_TEST_OPENSEARCH
 // (`make test` sets both). Without them a test skips on a developer's
 // machine, but fails under CI=true: in CI a missing service is an error,
 // never a silent skip.
@@ -15,14 +15,14 @@ import (
 // Kafka returns the seed brokers of the real test broker.
 func Kafka(t testing.TB) []string {
 	t.Helper()
-	v := need(t, "TRAILWATCH_TEST_KAFKA", "Kafka")
+	v := need(t, "TW_TEST_KAFKA", "Kafka")
 	return strings.Split(v, ",")
 }
 
 // OpenSearch returns the URL of the real test OpenSearch node.
 func OpenSearch(t testing.TB) string {
 	t.Helper()
-	return need(t, "TRAILWATCH_TEST_OPENSEARCH", "OpenSearch")
+	return need(t, "TW_TEST_OPENSEARCH", "OpenSearch")
 }
 
 func need(t testing.TB, env, what string) string {

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/trailwatch/trailwatch/detect"
+	"github.com/trailwatch/trailwatch/ingest/file"
+	"github.com/trailwatch/trailwatch/internal/config"
+	"github.com/trailwatch/trailwatch/internal/kafka"
+	"github.com/trailwatch/trailwatch/internal/telemetry"
+	"github.com/trailwatch/trailwatch/outputs/elasticsearch"
+	outfile "github.com/trailwatch/trailwatch/outputs/file"
+	"github.com/trailwatch/trailwatch/outputs/slack"
+)
+
+// Stage names accepted by `stages` / --stages.
+const (
+	stageCollect   = "collect"
+	stageNormalize = "normalize"
+	stageDetect    = "detect"
+	stageIndex     = "index"
+	stageNotify    = "notify"
+)
+
+var allStages = []string{stageCollect, stageNormalize, stageDetect, stageIndex, stageNotify}
+
+// Config is the whole configuration; docs/configuration.md documents every
+// key. The zero-flag defaults give the embedded mode.
+type Config struct {
+	// DataDir holds checkpoints, the embedded broker's log and NDJSON output.
+	DataDir string `koanf:"data_dir"`
+	// Stages lists the stages this process runs.
+	Stages []string `koanf:"stages"`
+	// Log configures the process's own logs.
+	Log LogConfig `koanf:"log"`
+	// HTTP is the telemetry listener (/metrics, /healthz, /readyz).
+	HTTP telemetry.Config `koanf:"http"`
+	// Kafka connects to the brokers; no brokers means the embedded one.
+	Kafka kafka.Config `koanf:"kafka"`
+	// Collect configures the collectors.
+	Collect CollectConfig `koanf:"collect"`
+	// Detect configures the rules and the detection engine.
+	Detect DetectConfig `koanf:"detect"`
+	// Index configures where events and alerts are stored.
+	Index IndexConfig `koanf:"index"`
+	// Notify configures who is paged.
+	Notify NotifyConfig `koanf:"notify"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `koanf:"level"`
+	// Format is text or json.
+	Format string `koanf:"format"`
+}
+
+// CollectConfig lists the collectors.
+type CollectConfig struct {
+	// Files are file collectors (globs tailed with checkpoints).
+	Files []file.Config `koanf:"files"`
+}
+
+// DetectConfig configures detection.
+type DetectConfig struct {
+	// Rules are directories or files of YAML rules.
+	Rules []string `koanf:"rules"`
+	// AllowedLateness is how late (event time) an event may be and still count.
+	AllowedLateness time.Duration `koanf:"allowed_lateness"`
+	// MaxGroups bounds the window states held per partition.
+	MaxGroups int `koanf:"max_groups"`
+}
+
+// IndexConfig chooses the document sink.
+type IndexConfig struct {
+	// Type is file, elasticsearch or none.
+	Type string `koanf:"type"`
+	// Elasticsearch configures the elasticsearch type (also OpenSearch).
+	Elasticsearch elasticsearch.Config `koanf:"elasticsearch"`
+	// File configures the file type (NDJSON under <data_dir>/output by default).
+	File outfile.Config `koanf:"file"`
+}
+
+// NotifyConfig chooses the notifiers.
+type NotifyConfig struct {
+	// Console prints each alert on stderr.
+	Console bool `koanf:"console"`
+	// Slack pages through Slack when a webhook URL or a token is set.
+	Slack slack.Config `koanf:"slack"`
+}
+
+func defaultConfig() Config {
+	demo := file.DefaultConfig()
+	demo.Name = "demo"
+	demo.Paths = []string{"testdata/demo/*.log"}
+	demo.Source = "nginx"
+	dc := detect.DefaultConfig()
+	return Config{
+		DataDir: "./data",
+		Stages:  slices.Clone(allStages),
+		Log:     LogConfig{Level: "info", Format: "text"},
+		HTTP:    telemetry.Config{Listen: "127.0.0.1:9464"},
+		Kafka:   kafka.DefaultConfig(),
+		Collect: CollectConfig{Files: []file.Config{demo}},
+		Detect:  DetectConfig{Rules: []string{"rules"}, AllowedLateness: dc.AllowedLateness, MaxGroups: dc.MaxGroups},
+		Index:   IndexConfig{Type: "file", Elasticsearch: elasticsearch.DefaultConfig(), File: outfile.DefaultConfig()},
+		Notify:  NotifyConfig{Console: true, Slack: slack.DefaultConfig()},
+	}
+}
+
+// loadConfig reads the configuration and validates it whole.
+func loadConfig(path string, environ []string, overrides map[string]any) (Config, error) {
+	var c Config
+	if err := config.Load(&c, defaultConfig(), config.Sources{File: path, Environ: environ, Overrides: overrides}); err != nil {
+		return c, err
+	}
+	c.applyDefaults()
+	return c, c.validate()
+}
+
+// applyDefaults fills what depends on other keys: collector defaults for
+// entries a config file listed, checkpoint files under the data dir.
+func (c *Config) applyDefaults() {
+	def := file.DefaultConfig()
+	for i := range c.Collect.Files {
+		f := &c.Collect.Files[i]
+		if f.Name == "" {
+			f.Name = fmt.Sprintf("file%d", i)
+		}
+		if f.StartAt == "" {
+			f.StartAt = def.StartAt
+		}
+		if f.PollInterval == 0 {
+			f.PollInterval = def.PollInterval
+		}
+		if f.BatchLines == 0 {
+			f.BatchLines = def.BatchLines
+		}
+		if f.BatchBytes == 0 {
+			f.BatchBytes = def.BatchBytes
+		}
+		if f.MaxLineBytes == 0 {
+			f.MaxLineBytes = def.MaxLineBytes
+		}
+		if f.CheckpointFile == "" {
+			f.CheckpointFile = filepath.Join(c.DataDir, "checkpoints", "file-"+f.Name+".json")
+		}
+	}
+	if c.Index.File.Dir == "" {
+		c.Index.File.Dir = filepath.Join(c.DataDir, "output")
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	add := func(section string, err error) {
+		if err != nil {
+			errs = append(errs, config.Prefix(section, err))
+		}
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir: required"))
+	}
+	if len(c.Stages) == 0 {
+		errs = append(errs, errors.New("stages: at least one stage"))
+	}
+	for _, s := range c.Stages {
+		if !slices.Contains(allStages, s) {
+			errs = append(errs, fmt.Errorf("stages: unknown stage %q (known: %s)", s, strings.Join(allStages, ", ")))
+		}
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		errs = append(errs, fmt.Errorf("log.level: %w", err))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
+	}
+	add("http", c.HTTP.Validate())
+	add("kafka", c.Kafka.Validate())
+	if c.runs(stageCollect) {
+		names := map[string]bool{}
+		for i, f := range c.Collect.Files {
+			add(fmt.Sprintf("collect.files[%d]", i), f.Validate())
+			if names[f.Name] {
+				errs = append(errs, fmt.Errorf("collect.files[%d].name: %q used twice", i, f.Name))
+			}
+			names[f.Name] = true
+		}
+	}
+	if c.runs(stageDetect) {
+		add("detect", detect.Config{AllowedLateness: c.Detect.AllowedLateness, MaxGroups: c.Detect.MaxGroups}.Validate())
+		if len(c.Detect.Rules) == 0 {
+			errs = append(errs, errors.New("detect.rules: at least one directory"))
+		}
+	}
+	if c.runs(stageIndex) {
+		switch c.Index.Type {
+		case "file", "none":
+		case "elasticsearch":
+			add("index.elasticsearch", c.Index.Elasticsearch.Validate())
+		default:
+			errs = append(errs, fmt.Errorf("index.type: %q is not file, elasticsearch or none", c.Index.Type))
+		}
+	}
+	if c.runs(stageIndex) && c.Index.Type == "file" {
+		add("index.file", c.Index.File.Validate())
+	}
+	if c.runs(stageNotify) && slackEnabled(c.Notify.Slack) {
+		add("notify.slack", c.Notify.Slack.Validate())
+	}
+	return errors.Join(errs...)
+}
+
+// slackEnabled reports whether a Slack destination is configured at all.
+func slackEnabled(s slack.Config) bool {
+	return s.WebhookURL != "" || s.WebhookURLFile != "" || s.Token != "" || s.TokenFile != ""
+}
+
+func (c *Config) runs(stage string) bool { return slices.Contains(c.Stages, stage) }
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+func newLogger(c LogConfig) *slog.Logger {
+	lvl, _ := parseLevel(c.Level)
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

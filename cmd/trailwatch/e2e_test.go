@@ -1,0 +1,377 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack/slacktest"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/trailwatch/trailwatch/internal/testenv"
+)
+
+// childEnv makes the test binary act as the trailwatch binary: the e2e test
+// re-executes itself with this variable set, so a real separate process can
+// be SIGKILLed mid-stream.
+const childEnv = "TW_E2E_CHILD_ARGS"
+
+func TestMain(m *testing.M) {
+	if args := os.Getenv(childEnv); args != "" {
+		ctx, stop := signalContext()
+		defer stop()
+		os.Exit(run(ctx, strings.Fields(args), os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// slackRecorder counts chat.postMessage calls on slack-go's test server.
+type slackRecorder struct {
+	mu   sync.Mutex
+	msgs []url.Values
+}
+
+func (s *slackRecorder) bind(c slacktest.Customize) {
+	c.Handle("/chat.postMessage", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		v, _ := url.ParseQuery(string(body))
+		s.mu.Lock()
+		s.msgs = append(s.msgs, v)
+		n := len(s.msgs)
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":"1700000000.%06d"}`, v.Get("channel"), n)
+	})
+}
+
+func (s *slackRecorder) messages() []url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]url.Values(nil), s.msgs...)
+}
+
+type child struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan error
+}
+
+// syncBuffer is written by exec's copying goroutine and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startChild(t *testing.T, args string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+args)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, stderr: stderr, done: make(chan error, 1)}
+	go func() { c.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-c.done
+		if t.Failed() {
+			t.Logf("child stderr:\n%s", stderr.String())
+		}
+	})
+	return c
+}
+
+// alive fails the test at once if the child has exited.
+func (c *child) alive(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-c.done:
+		c.done <- err
+		t.Fatalf("trailwatch exited early (%v):\n%s", err, c.stderr.String())
+	default:
+	}
+}
+
+// osClient is a minimal client for the real OpenSearch node: count and
+// fetch documents to check what the pipeline indexed.
+type osClient struct{ base string }
+
+func (c osClient) search(t *testing.T, index, query string, size int) (total int, hits []json.RawMessage) {
+	t.Helper()
+	body := fmt.Sprintf(`{"size":%d,"track_total_hits":true,"query":%s}`, size, query)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, c.base+"/"+index+"/_search?ignore_unavailable=true", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Hits struct {
+			Total struct {
+				Value int `json:"value"`
+			} `json:"total"`
+			Hits []struct {
+				Source json.RawMessage `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
+		return 0, nil
+	}
+	for _, h := range out.Hits.Hits {
+		hits = append(hits, h.Source)
+	}
+	return out.Hits.Total.Value, hits
+}
+
+func (c osClient) refresh(t *testing.T, index string) {
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, c.base+"/"+index+"/_refresh?ignore_unavailable=true", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+}
+
+// waitFor polls an observable condition until it holds or the deadline
+// passes. It is not a sleep standing in for synchronisation: each round
+// checks the real state (documents in the index, consumer lag).
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		select {
+		case <-tick.C:
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		}
+	}
+}
+
+func appendLines(t *testing.T, path string, lines []string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(strings.Join(lines, "\n") + "\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// e2eLines returns lines [from, to): benign requests, each with a unique
+// path so every line can be found in the index, and from line 250 on a
+// brute force of 15 refused logins from one address within 15 seconds.
+func e2eLines(from, to int) []string {
+	base := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	var out []string
+	for i := from; i < to; i++ {
+		ts := base.Add(time.Duration(i) * 100 * time.Millisecond).Format("02/Jan/2006:15:04:05 -0700")
+		ip, status, path := fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), 200, fmt.Sprintf("/api/e2e/%d", i)
+		if i >= 250 && i < 265 {
+			ip, status = "203.0.113.77", 401
+		}
+		out = append(out, fmt.Sprintf(`%s - - [%s] "POST %s HTTP/1.1" %d 17 "-" "e2e/1.0"`, ip, ts, path, status))
+	}
+	return out
+}
+
+func TestEndToEndKillRestartExactlyOnce(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	osURL := testenv.OpenSearch(t)
+	rec := &slackRecorder{}
+	slk := slacktest.NewTestServer(rec.bind)
+	slk.Start()
+	t.Cleanup(slk.Stop)
+
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "logs", "access.log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := fmt.Sprintf("e2e%d", time.Now().UnixNano())
+	repoRules, _ := filepath.Abs("../../rules")
+	cfgPath := filepath.Join(dir, "trailwatch.yaml")
+	cfg := fmt.Sprintf(`
+data_dir: %[1]s/data
+http: {listen: ""}
+log: {level: info}
+kafka:
+  brokers: [%[2]s]
+  group_prefix: %[3]s
+  partitions: 3
+  session_timeout: 6s
+  topics: {raw: %[3]s.raw, events: %[3]s.events, enriched: %[3]s.enriched, alerts: %[3]s.alerts, dlq: %[3]s.dlq, notified: %[3]s.notified}
+collect:
+  files:
+    - {name: e2e, paths: ["%[1]s/logs/*.log"], source: nginx, poll_interval: 50ms, batch_lines: 50}
+detect:
+  rules: [%[4]s]
+index:
+  type: elasticsearch
+  elasticsearch:
+    addresses: [%[5]s]
+    flavor: opensearch
+    events_index: %[3]s-events
+    alerts_index: %[3]s-alerts
+notify:
+  console: false
+  slack: {token: xoxb-e2e-secret-token, channel: "#api-security", api_url: "%[6]s"}
+`, dir, strings.Join(brokers, ","), run, repoRules, osURL, slk.GetAPIURL())
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	es := osClient{osURL}
+	events, alerts := run+"-events", run+"-alerts"
+	indexed := func() int { es.refresh(t, events); n, _ := es.search(t, events, `{"match_all":{}}`, 0); return n }
+
+	// First process: a first chunk, then SIGKILL while a second chunk is
+	// being collected.
+	appendLines(t, logPath, e2eLines(0, 200))
+	first := startChild(t, "run -c "+cfgPath)
+	waitFor(t, "the first documents to be indexed", 90*time.Second, func() bool { first.alive(t); return indexed() >= 50 })
+	appendLines(t, logPath, e2eLines(200, 400))
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := <-first.done
+	first.done <- killed
+	appendLines(t, logPath, e2eLines(400, 600))
+
+	// Second process: everything arrives, once.
+	second := startChild(t, "run -c "+cfgPath)
+	waitFor(t, "all 600 lines to be indexed", 120*time.Second, func() bool { second.alive(t); return indexed() >= 600 })
+
+	// Wait until the notify stage has committed every alert, so no page
+	// can still be on its way when we count them.
+	adm := kadm.NewClient(mustClient(t, brokers))
+	waitFor(t, "the notify stage to catch up", 60*time.Second, func() bool {
+		lags, err := adm.Lag(t.Context(), run+"-notify")
+		if err != nil {
+			return false
+		}
+		l, ok := lags[run+"-notify"]
+		if !ok || l.FetchErr != nil || l.DescribeErr != nil {
+			return false
+		}
+		produced := false
+		for _, pl := range l.Lag[run+".alerts"] {
+			if pl.End.Offset > 0 {
+				produced = true
+				if pl.Commit.At != pl.End.Offset {
+					return false
+				}
+			}
+		}
+		return produced
+	})
+
+	es.refresh(t, events)
+	n, hits := es.search(t, events, `{"match_all":{}}`, 1000)
+	if n != 600 {
+		t.Errorf("index holds %d events, want exactly 600", n)
+	}
+	seen := map[string]int{}
+	for _, h := range hits {
+		var doc struct {
+			Source struct {
+				IP string `json:"ip"`
+			} `json:"source"`
+			URL struct {
+				Path string `json:"path"`
+			} `json:"url"`
+			HTTP struct {
+				Response struct {
+					StatusCode int `json:"status_code"`
+				} `json:"response"`
+			} `json:"http"`
+			Event struct {
+				Dataset string `json:"dataset"`
+			} `json:"event"`
+		}
+		if err := json.Unmarshal(h, &doc); err != nil {
+			t.Fatal(err)
+		}
+		seen[doc.URL.Path]++
+		if doc.Source.IP == "" || doc.HTTP.Response.StatusCode == 0 || doc.Event.Dataset != "nginx.access" {
+			t.Errorf("document lacks ECS fields: %s", h)
+		}
+	}
+	for i := range 600 {
+		if c := seen[fmt.Sprintf("/api/e2e/%d", i)]; c != 1 {
+			t.Errorf("line %d indexed %d times, want once", i, c)
+		}
+	}
+
+	es.refresh(t, alerts)
+	na, ahits := es.search(t, alerts, `{"term":{"rule.id":"auth-bruteforce"}}`, 10)
+	if na != 1 {
+		t.Errorf("alerts index holds %d auth-bruteforce alerts, want 1: %s", na, ahits)
+	}
+	msgs := rec.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("slack received %d messages, want 1", len(msgs))
+	}
+	if msgs[0].Get("channel") != "#api-security" || !strings.Contains(msgs[0].Get("blocks")+msgs[0].Get("text"), "203.0.113.77") {
+		t.Errorf("slack message does not name the attacker: %v", msgs[0])
+	}
+	if strings.Contains(second.stderr.String()+first.stderr.String(), "xoxb-e2e-secret-token") {
+		t.Error("the Slack token appeared in the logs")
+	}
+
+	// A clean stop: SIGTERM, exit 0.
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-second.done:
+		if err != nil {
+			t.Errorf("second process exited with %v after SIGTERM, want 0", err)
+		}
+		second.done <- err // for the cleanup
+	case <-time.After(30 * time.Second):
+		t.Error("second process did not stop within 30s of SIGTERM")
+	}
+}
+
+func mustClient(t *testing.T, brokers []string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/trailwatch/trailwatch/detect"
+	"github.com/trailwatch/trailwatch/ingest/file"
+	"github.com/trailwatch/trailwatch/internal/kafka"
+	"github.com/trailwatch/trailwatch/internal/pipeline"
+	"github.com/trailwatch/trailwatch/internal/stages"
+	"github.com/trailwatch/trailwatch/internal/telemetry"
+	"github.com/trailwatch/trailwatch/outputs"
+	"github.com/trailwatch/trailwatch/outputs/console"
+	"github.com/trailwatch/trailwatch/outputs/elasticsearch"
+	outfile "github.com/trailwatch/trailwatch/outputs/file"
+	"github.com/trailwatch/trailwatch/outputs/slack"
+)
+
+// shutdownBudget bounds the flush of outputs at shutdown.
+const shutdownBudget = 15 * time.Second
+
+func cmdRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("run [-c FILE] [--stages LIST]",
+		"Run the pipeline. With no flags and no config it runs the embedded default: an\n"+
+			"in-process Kafka broker persisted under ./data, a file collector on the demo logs\n"+
+			"in testdata/demo, the rules in rules/, alerts on the console and events and alerts\n"+
+			"as NDJSON under ./data/output. Ctrl-C stops it cleanly.\n\n"+
+			"Configuration: defaults < YAML file (-c) < TRAILWATCH_* environment < flags.\n"+
+			"See docs/configuration.md.", stdout, stderr)
+	cfgPath := fs.StringP("config", "c", "", "YAML configuration file")
+	stagesFlag := fs.String("stages", "", "comma-separated stages to run: "+strings.Join(allStages, ","))
+	dataDir := fs.String("data-dir", "", "data directory (default ./data)")
+	brokers := fs.String("brokers", "", "comma-separated Kafka brokers (default: embedded broker)")
+	listen := fs.String("http-listen", "", "telemetry listen address (default 127.0.0.1:9464; \"\" keeps the config's)")
+	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	overrides := map[string]any{}
+	setIf := func(key, v string) {
+		if v != "" {
+			overrides[key] = v
+		}
+	}
+	setIf("stages", *stagesFlag)
+	setIf("data_dir", *dataDir)
+	setIf("kafka.brokers", *brokers)
+	setIf("http.listen", *listen)
+	setIf("log.level", *logLevel)
+	cfg, err := loadConfig(*cfgPath, nil, overrides)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log)
+	return runPipeline(ctx, cfg, log, stdout)
+}
+
+// app holds what runPipeline started, to stop it in order.
+type app struct {
+	cfg      Config
+	log      *slog.Logger
+	tel      *telemetry.Server
+	embedded *kafka.Embedded
+	base     []kgo.Opt
+	prod     *kgo.Client
+	writer   outputs.EventWriter
+	notifier []stages.Notifier
+}
+
+// runPipeline starts the configured stages and blocks until ctx ends, then
+// shuts down in order. Any error before the pipeline runs is returned as one
+// line naming the problem.
+func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, alertsOut io.Writer) (err error) {
+	a := &app{cfg: cfg, log: log}
+	defer a.close()
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	a.tel = telemetry.New(cfg.HTTP, log)
+	if err := a.tel.Start(); err != nil {
+		return err
+	}
+	if err := a.connect(ctx); err != nil {
+		return err
+	}
+	collectors, consumers, err := a.build(ctx, alertsOut)
+	if err != nil {
+		return err
+	}
+
+	// Collectors stop first so no new raw records are produced; the
+	// consumer stages stop next, each abandoning an unfinished batch
+	// uncommitted (it is replayed on restart); outputs flush after that;
+	// the Kafka clients and the embedded broker close last (a.close).
+	collectCtx, stopCollect := context.WithCancel(context.Background())
+	stageCtx, stopStages := context.WithCancel(context.Background())
+	defer stopCollect()
+	defer stopStages()
+	var cwg, swg sync.WaitGroup
+	errc := make(chan error, len(collectors)+len(consumers))
+	for _, c := range collectors {
+		cwg.Go(func() {
+			if err := c.run(collectCtx); err != nil {
+				errc <- fmt.Errorf("collector %s: %w", c.name, err)
+			}
+		})
+	}
+	for _, r := range consumers {
+		swg.Go(func() {
+			if err := r.Run(stageCtx); err != nil {
+				errc <- err
+			}
+		})
+	}
+	a.tel.SetReady(true)
+	log.Info("trailwatch running", "stages", strings.Join(cfg.Stages, ","), "brokers", strings.Join(a.brokers(), ","), "data_dir", cfg.DataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		log.Error("stage failed; shutting down", "err", runErr)
+	}
+	a.tel.SetReady(false)
+	log.Info("shutting down")
+	stopCollect()
+	cwg.Wait()
+	stopStages()
+	swg.Wait()
+	log.Info("stopped")
+	return runErr
+}
+
+type collector struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// connect starts the embedded broker if no brokers are configured, checks
+// the brokers answer and creates the topics.
+func (a *app) connect(ctx context.Context) error {
+	kc := a.cfg.Kafka
+	if len(kc.Brokers) == 0 {
+		emb, err := kafka.StartEmbedded(filepath.Join(a.cfg.DataDir, "kafka"), 0, kc.Partitions)
+		if err != nil {
+			return err
+		}
+		a.embedded = emb
+		kc.Brokers = emb.Addrs()
+		a.cfg.Kafka.Brokers = kc.Brokers
+	}
+	base, err := kc.Opts()
+	if err != nil {
+		return err
+	}
+	a.base = base
+	prodOpts := append([]kgo.Opt{}, base...)
+	prodOpts = append(prodOpts,
+		// A bounded buffer: produce blocks when full rather than dropping.
+		kgo.MaxBufferedRecords(100_000),
+		kgo.ProducerLinger(5*time.Millisecond),
+	)
+	a.prod, err = kgo.NewClient(prodOpts...)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, kc.DialTimeout+5*time.Second)
+	defer cancel()
+	if err := kafka.Ping(pingCtx, a.prod); err != nil {
+		return fmt.Errorf("kafka brokers %s unreachable: %w", strings.Join(kc.Brokers, ","), errors.Unwrap(err))
+	}
+	t := kc.Topics
+	if err := kafka.EnsureTopics(pingCtx, a.prod, kc.Partitions, kc.ReplicationFactor, t.AllTopics()...); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	if err := kafka.EnsureCompactedTopic(pingCtx, a.prod, kc.Partitions, kc.ReplicationFactor, t.Notified); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	return nil
+}
+
+func (a *app) brokers() []string { return a.cfg.Kafka.Brokers }
+
+func (a *app) group(stage string) string { return a.cfg.Kafka.GroupPrefix + "-" + stage }
+
+// build constructs the configured stages without starting them.
+func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*pipeline.Runner, error) {
+	cfg, reg, t := a.cfg, a.tel.Registry(), a.cfg.Kafka.Topics
+	var cols []collector
+	var runs []*pipeline.Runner
+	newRunner := func(name string, topics []string, h pipeline.Handler) error {
+		r, err := pipeline.NewRunner(pipeline.Stage{
+			Name: name, Group: a.group(name), Topics: topics, Handler: h,
+			Metrics: pipeline.NewStageMetrics(reg, name), Logger: a.log,
+			GroupOpts: a.cfg.Kafka.GroupOpts(),
+		}, a.base, a.prod)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+		return nil
+	}
+	if cfg.runs(stageCollect) {
+		out := prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_collect_records_out_total", Help: "Raw records acknowledged by Kafka."})
+		reg.MustRegister(out)
+		emit := stages.CollectEmit(a.prod, t.Raw, out)
+		for i, fc := range cfg.Collect.Files {
+			c, err := file.New(fc, a.log)
+			if err != nil {
+				return nil, nil, fmt.Errorf("collect.files[%d]: %w", i, err)
+			}
+			cols = append(cols, collector{name: fc.Name, run: func(ctx context.Context) error { return c.Run(ctx, emit) }})
+		}
+	}
+	if cfg.runs(stageNormalize) {
+		if err := newRunner(stageNormalize, []string{t.Raw}, stages.NewNormalize(t.Events, t.DLQ, reg)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if cfg.runs(stageDetect) {
+		rs, err := detect.LoadDir(cfg.Detect.Rules...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("detect.rules: %w", err)
+		}
+		dc := detect.Config{AllowedLateness: cfg.Detect.AllowedLateness, MaxGroups: cfg.Detect.MaxGroups}
+		window := rs.MaxWindow() + dc.AllowedLateness
+		h := stages.NewDetect(t.Enriched, t.Alerts, t.DLQ, window, func() (*detect.Detector, error) {
+			return detect.New(rs, dc, a.log)
+		}, reg, a.log)
+		a.log.Info("rules loaded", "rules", rs.Len(), "dirs", strings.Join(cfg.Detect.Rules, ","))
+		if err := newRunner(stageDetect, []string{t.Events}, h); err != nil {
+			return nil, nil, err
+		}
+	}
+	if cfg.runs(stageIndex) && cfg.Index.Type != "none" {
+		w, err := a.newWriter(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		a.writer = w
+		if err := newRunner(stageIndex, []string{t.Enriched, t.Alerts}, stages.NewIndex(t.Enriched, t.Alerts, t.DLQ, w, reg, a.log)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if cfg.runs(stageNotify) {
+		if cfg.Notify.Console {
+			c, err := console.New(console.Config{Color: isTerminal(alertsOut)}, a.log, alertsOut)
+			if err != nil {
+				return nil, nil, fmt.Errorf("notify.console: %w", err)
+			}
+			a.notifier = append(a.notifier, stages.Notifier{Name: "console", AlertNotifier: c})
+		}
+		if slackEnabled(cfg.Notify.Slack) {
+			s, err := slack.New(cfg.Notify.Slack, a.log)
+			if err != nil {
+				return nil, nil, fmt.Errorf("notify.slack: %w", err)
+			}
+			a.notifier = append(a.notifier, stages.Notifier{Name: "slack", AlertNotifier: s})
+		}
+		if len(a.notifier) > 0 {
+			sent, err := stages.LoadSent(ctx, a.base, t.Notified)
+			if err != nil {
+				return nil, nil, fmt.Errorf("notify: %w", err)
+			}
+			if err := newRunner(stageNotify, []string{t.Alerts}, stages.NewNotify(t.Notified, t.DLQ, a.notifier, sent, reg, a.log)); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return cols, runs, nil
+}
+
+func (a *app) newWriter(ctx context.Context) (outputs.EventWriter, error) {
+	switch a.cfg.Index.Type {
+	case "elasticsearch":
+		w, err := elasticsearch.New(a.cfg.Index.Elasticsearch, a.log)
+		if err != nil {
+			return nil, fmt.Errorf("index.elasticsearch: %w", err)
+		}
+		if err := w.EnsureIndices(ctx); err != nil {
+			return nil, fmt.Errorf("index.elasticsearch: %w", err)
+		}
+		return w, nil
+	default:
+		w, err := outfile.New(a.cfg.Index.File, a.log)
+		if err != nil {
+			return nil, fmt.Errorf("index.file: %w", err)
+		}
+		return w, nil
+	}
+}
+
+// close releases everything in reverse order of start.
+func (a *app) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+	defer cancel()
+	if a.writer != nil {
+		if err := a.writer.Close(ctx); err != nil {
+			a.log.Error("closing index output", "err", err)
+		}
+	}
+	for _, n := range a.notifier {
+		if err := n.Close(ctx); err != nil {
+			a.log.Error("closing notifier", "notifier", n.Name, "err", err)
+		}
+	}
+	if a.prod != nil {
+		if err := a.prod.Flush(ctx); err != nil {
+			a.log.Error("flushing producer", "err", err)
+		}
+		a.prod.Close()
+	}
+	if a.embedded != nil {
+		a.embedded.Close()
+	}
+	if a.tel != nil {
+		_ = a.tel.Close(ctx)
+	}
+}
+
+// checkDataDir creates the data dir and proves it is writable, so the
+// failure is one clear line at start rather than a checkpoint error later.
+func checkDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("data_dir %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("data_dir %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
