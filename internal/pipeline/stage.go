@@ -155,7 +155,14 @@ func (r *Runner) revoked(_ context.Context, _ *kgo.Client, tps map[string][]int3
 // rewind moves each assigned partition back by window in record time from
 // its committed position, remembering where live processing starts.
 func (r *Runner) rewind(ctx context.Context, base []kgo.Opt, window time.Duration, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	adm := kadm.NewClient(r.cl)
+	// A separate client: r.cl may not be assigned yet when the group's first
+	// assignment arrives, and its own requests wait on this callback.
+	admCl, err := kgo.NewClient(base...)
+	if err != nil {
+		return nil, err
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
 	for topic, ps := range offs {
 		for p, off := range ps {
 			committed := off.EpochOffset().Offset

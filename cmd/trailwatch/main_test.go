@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func runCmd(t *testing.T, ctx context.Context, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(ctx, args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestUsageAndUnknownCommand(t *testing.T) {
+	code, out, _ := runCmd(t, t.Context(), "", "--help")
+	if code != 0 || !strings.Contains(out, "run") || !strings.Contains(out, "parse") {
+		t.Errorf("--help: code %d, output %q", code, out)
+	}
+	code, _, errs := runCmd(t, t.Context(), "", "frobnicate")
+	if code != 2 || !strings.Contains(errs, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: code %d, stderr %q", code, errs)
+	}
+	for _, c := range []string{"run", "parse", "version"} {
+		code, out, _ := runCmd(t, t.Context(), "", c, "--help")
+		if code != 0 || !strings.Contains(out, "Usage: trailwatch "+c) {
+			t.Errorf("%s --help: code %d, output %q", c, code, out)
+		}
+	}
+}
+
+func TestParseNginx(t *testing.T) {
+	in := `203.0.113.9 - - [20/Nov/2026:09:03:01 +0000] "POST /api/login HTTP/1.1" 401 53 "-" "curl/8"
+not a log line
+10.0.0.1 - alice [20/Nov/2026:09:03:02 +0000] "GET /api/v1/orders?id=1 HTTP/2.0" 200 912 "-" "okhttp/4"
+`
+	code, out, errs := runCmd(t, t.Context(), in, "parse", "--source", "nginx")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(errs, "line 2:") || !strings.Contains(errs, "parsed 3 lines: 2 events, 1 unparseable") {
+		t.Errorf("stderr does not report the bad line and the totals: %q", errs)
+	}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	var got []map[string]any
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("stdout line is not JSON: %v", err)
+		}
+		got = append(got, m)
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %d events, want 2", len(got))
+	}
+	if got[1]["user"].(map[string]any)["name"] != "alice" || got[0]["source"].(map[string]any)["ip"] != "203.0.113.9" {
+		t.Errorf("events lack ECS fields: %v", got)
+	}
+}
+
+func TestParseRequiresKnownSource(t *testing.T) {
+	if code, _, errs := runCmd(t, t.Context(), "", "parse"); code != 2 || !strings.Contains(errs, "--source is required") {
+		t.Errorf("no source: code %d, %q", code, errs)
+	}
+	if code, _, errs := runCmd(t, t.Context(), "", "parse", "--source", "gopher"); code != 1 || !strings.Contains(errs, "gopher") {
+		t.Errorf("unknown source: code %d, %q", code, errs)
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  []string
+		want []string
+	}{
+		{"unknown key", "kafka:\n  brokerz: [x]\n", nil, []string{"kafka.brokerz: unknown key"}},
+		{"bad stage and level", "stages: [collect, bogus]\nlog: {level: loud}\n", nil, []string{`stages: unknown stage "bogus"`, "log.level"}},
+		{"collector without paths", "collect:\n  files:\n    - {name: x, source: nginx}\n", nil, []string{"collect.files[0].paths: required"}},
+		{"bad index type", "index: {type: mongo}\n", nil, []string{`index.type: "mongo"`}},
+		{"bad sasl", "kafka: {brokers: [b:9092], sasl: {mechanism: GSSAPI}}\n", nil, []string{"kafka.sasl.mechanism"}},
+		{"env override checked", "", []string{"TRAILWATCH_KAFKA__PARTITIONS=0"}, []string{"kafka.partitions: must be at least 1"}},
+		{"elasticsearch needs addresses", "index: {type: elasticsearch, elasticsearch: {addresses: []}}\n", nil, []string{"index.elasticsearch."}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.yaml != "" {
+				path = filepath.Join(t.TempDir(), "c.yaml")
+				if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			env := tt.env
+			if env == nil {
+				env = []string{}
+			}
+			_, err := loadConfig(path, env, nil)
+			if err == nil {
+				t.Fatal("config accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDefaultConfigIsEmbeddedAndValid(t *testing.T) {
+	c, err := loadConfig("", []string{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Kafka.Brokers) != 0 || c.Index.Type != "file" || !c.Notify.Console || len(c.Stages) != 5 {
+		t.Errorf("defaults are not the embedded mode: %+v", c)
+	}
+	if c.Collect.Files[0].CheckpointFile != filepath.Join("data", "checkpoints", "file-demo.json") {
+		t.Errorf("checkpoint default %q", c.Collect.Files[0].CheckpointFile)
+	}
+}
+
+func TestSecretsNeverEchoedInConfigErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	body := "notify:\n  slack: {token: xoxb-canary-123, channel: ''}\nkafka: {sasl: {mechanism: PLAIN, username: u, password: pw-canary-456}, partitions: 0}\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCmd(t, t.Context(), "", "run", "-c", path)
+	if code != 1 || errs == "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	for _, s := range []string{"xoxb-canary-123", "pw-canary-456"} {
+		if strings.Contains(errs, s) {
+			t.Errorf("secret %q echoed: %s", s, errs)
+		}
+	}
+}
+
+func TestRunRefusesUnwritableDataDir(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCmd(t, t.Context(), "", "run", "--data-dir", filepath.Join(file, "data"), "--http-listen", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(errs, "data_dir") || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+		t.Errorf("want one line naming data_dir, exit 1; got %d %q", code, errs)
+	}
+}
+
+func TestRunRefusesUnreachableBroker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	t.Setenv("TRAILWATCH_KAFKA__DIAL_TIMEOUT", "1s")
+	code, _, errs := runCmd(t, ctx, "", "run", "--data-dir", t.TempDir(), "--brokers", "127.0.0.1:1", "--http-listen", "127.0.0.1:0", "--log-level", "error")
+	if code != 1 || !strings.Contains(errs, "127.0.0.1:1 unreachable") {
+		t.Errorf("want exit 1 naming the broker; got %d %q", code, errs)
+	}
+}
+
+// TestEmbeddedDemo is the README's first command, in-process: no flags but
+// a temporary data dir, the embedded broker, the demo logs and the shipped
+// rules. It must print the scripted attack's alerts and write the NDJSON
+// files, then stop cleanly when cancelled.
+func TestEmbeddedDemo(t *testing.T) {
+	if err := os.Chdir("../.."); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chdir("cmd/trailwatch") })
+	data := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	alerts := &lineWatcher{want: map[string]bool{"auth-bruteforce": false, "admin-probe": false, "sensitive-path-success": false}, done: make(chan struct{})}
+	codec := make(chan int, 1)
+	go func() {
+		codec <- run(ctx, []string{"run", "--data-dir", data, "--http-listen", "127.0.0.1:0", "--log-level", "warn"}, strings.NewReader(""), alerts, io.Discard)
+	}()
+	select {
+	case <-alerts.done:
+	case code := <-codec:
+		t.Fatalf("run exited early with %d", code)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("alerts seen so far: %v", alerts.snapshot())
+	}
+	cancel()
+	if code := <-codec; code != 0 {
+		t.Errorf("exit %d after cancel, want 0", code)
+	}
+	events, err := os.ReadFile(filepath.Join(data, "output", "events.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo, err := os.ReadFile("testdata/demo/access.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := bytes.Count(events, []byte("\n")), bytes.Count(demo, []byte("\n")); got != want {
+		t.Errorf("events.ndjson has %d lines, the demo log %d", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(data, "output", "alerts.ndjson")); err != nil {
+		t.Error(err)
+	}
+}
+
+// lineWatcher collects console alert lines and closes done once every
+// wanted rule id appeared.
+type lineWatcher struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	want   map[string]bool
+	done   chan struct{}
+	closed bool
+}
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	all := true
+	for id := range w.want {
+		if strings.Contains(w.buf.String(), " "+id+" ") {
+			w.want[id] = true
+		}
+		all = all && w.want[id]
+	}
+	if all && !w.closed {
+		close(w.done)
+		w.closed = true
+	}
+	return len(p), nil
+}
+
+func (w *lineWatcher) snapshot() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
