@@ -63,12 +63,20 @@ func AppendEvent(dst []byte, ev *schema.Event) []byte {
 	b = strField(b, "original", ev.UserAgent.Original)
 	b = strField(b, "name", ev.UserAgent.Name)
 	b = strField(b, "version", ev.UserAgent.Version)
+	b, o2 := openObj(b, "os")
+	b = strField(b, "name", ev.UserAgent.OS.Name)
+	b = strField(b, "version", ev.UserAgent.OS.Version)
+	b = strField(b, "full", ev.UserAgent.OS.Full)
+	b = closeObj(b, o2)
+	b, o2 = openObj(b, "device")
+	b = strField(b, "name", ev.UserAgent.Device.Name)
+	b = closeObj(b, o2)
 	b = closeObj(b, o)
 
 	b, o = openObj(b, "http")
 	h := &ev.HTTP
 	b = strField(b, "version", h.Version)
-	b, o2 := openObj(b, "request")
+	b, o2 = openObj(b, "request")
 	b = strField(b, "id", h.Request.ID)
 	b = strField(b, "method", h.Request.Method)
 	b = strField(b, "referrer", h.Request.Referrer)
@@ -92,6 +100,7 @@ func AppendEvent(dst []byte, ev *schema.Event) []byte {
 	b = intField(b, "port", int64(u.Port))
 	b = strField(b, "path", u.Path)
 	b = strField(b, "query", u.Query)
+	b = strField(b, "full", u.Full)
 	b = closeObj(b, o)
 
 	b, o = openObj(b, "cloud")
@@ -121,6 +130,31 @@ func AppendEvent(dst []byte, ev *schema.Event) []byte {
 	b = strsField(b, "hosts", ev.Related.Hosts)
 	b = closeObj(b, o)
 
+	b, o = openObj(b, "tls")
+	b = strField(b, "version", ev.TLS.Version)
+	b = strField(b, "version_protocol", ev.TLS.VersionProtocol)
+	b = strField(b, "cipher", ev.TLS.Cipher)
+	b, o2 = openObj(b, "client")
+	b = strField(b, "server_name", ev.TLS.Client.ServerName)
+	b = closeObj(b, o2)
+	b = closeObj(b, o)
+
+	b, o = openObj(b, "service")
+	b = strField(b, "id", ev.Service.ID)
+	b = strField(b, "name", ev.Service.Name)
+	b = strField(b, "type", ev.Service.Type)
+	b = closeObj(b, o)
+
+	b, o = openObj(b, "trace")
+	b = strField(b, "id", ev.Trace.ID)
+	b = closeObj(b, o)
+
+	b, o = openObj(b, "error")
+	b = strField(b, "code", ev.Error.Code)
+	b = strField(b, "message", ev.Error.Message)
+	b = strField(b, "type", ev.Error.Type)
+	b = closeObj(b, o)
+
 	b = mapField(b, "labels", ev.Labels)
 	b = strsField(b, "tags", ev.Tags)
 
@@ -131,6 +165,10 @@ func AppendEvent(dst []byte, ev *schema.Event) []byte {
 	b, o2 = openObj(b, "credential")
 	b = strField(b, "fingerprint", tw.Credential.Fingerprint)
 	b = strField(b, "type", tw.Credential.Type)
+	b = strField(b, "id", tw.Credential.ID)
+	b = strField(b, "issuer", tw.Credential.Issuer)
+	b = strField(b, "subject", tw.Credential.Subject)
+	b = strField(b, "client_id", tw.Credential.ClientID)
 	b = closeObj(b, o2)
 	if tw.Raw != (schema.RawRef{}) {
 		b, o2 = openObj(b, "raw")

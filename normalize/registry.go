@@ -1,22 +1,63 @@
 package normalize
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
-// New returns the normalizer for a --source name. The switch is the one
-// place that maps source names to parsers; an unknown name is an error
-// listing the known ones.
-func New(source string) (Normalizer, error) {
-	switch source {
-	case "nginx":
-		return NewNginx(), nil
-	}
-	return nil, fmt.Errorf("normalize: unknown source %q (known: %s)", source, strings.Join(Sources(), ", "))
+// Spec names a normalizer and tunes it. A collector's `source` names either
+// a built-in type ("nginx") or a spec declared under normalize.sources in
+// the configuration, so one deployment can parse two nginx formats.
+type Spec struct {
+	// Type is the built-in source type ("nginx", "apache", "regex", …).
+	Type string `koanf:"type"`
+	// Format selects a variant of the type or gives a custom format string:
+	// an nginx log_format, an Apache LogFormat, or a named preset.
+	Format string `koanf:"format"`
+	// Pattern is the regular expression of the regex type; named groups
+	// are mapped to ECS fields by Fields.
+	Pattern string `koanf:"pattern"`
+	// Fields maps a regex named group to a dotted ECS field name.
+	Fields map[string]string `koanf:"fields"`
+	// TimeLayout is the Go time layout of the regex type's timestamp group.
+	TimeLayout string `koanf:"time_layout"`
 }
 
-// Sources lists the source names New accepts, sorted.
-func Sources() []string {
-	return []string{"nginx"}
+// constructors is the one place that maps source types to parsers.
+var constructors = map[string]func(Spec) (Normalizer, error){
+	"nginx": newNginxSpec,
+}
+
+// Build returns the normalizer a spec describes. An unknown type is an error
+// listing the known ones.
+func Build(s Spec) (Normalizer, error) {
+	c, ok := constructors[s.Type]
+	if !ok {
+		return nil, fmt.Errorf("normalize: unknown source %q (known: %s)", s.Type, strings.Join(Sources(), ", "))
+	}
+	n, err := c(s)
+	if err != nil {
+		return nil, fmt.Errorf("normalize %s: %w", s.Type, err)
+	}
+	return n, nil
+}
+
+// New returns the built-in normalizer for a --source name with its default
+// format.
+func New(source string) (Normalizer, error) { return Build(Spec{Type: source}) }
+
+// Sources lists the built-in source types, sorted.
+func Sources() []string { return slices.Sorted(maps.Keys(constructors)) }
+
+// errNoOptions is returned by a type that takes no format or pattern.
+var errNoOptions = errors.New("takes no format, pattern or fields")
+
+func newNginxSpec(s Spec) (Normalizer, error) {
+	if s.Format != "" || s.Pattern != "" || len(s.Fields) > 0 {
+		return nil, errNoOptions
+	}
+	return NewNginx(), nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/trailwatch/trailwatch/internal/config"
 	"github.com/trailwatch/trailwatch/internal/kafka"
 	"github.com/trailwatch/trailwatch/internal/telemetry"
+	"github.com/trailwatch/trailwatch/normalize"
 	"github.com/trailwatch/trailwatch/outputs/elasticsearch"
 	outfile "github.com/trailwatch/trailwatch/outputs/file"
 	"github.com/trailwatch/trailwatch/outputs/slack"
@@ -46,6 +47,8 @@ type Config struct {
 	Kafka kafka.Config `koanf:"kafka"`
 	// Collect configures the collectors.
 	Collect CollectConfig `koanf:"collect"`
+	// Normalize declares named sources (a type plus its format).
+	Normalize NormalizeConfig `koanf:"normalize"`
 	// Detect configures the rules and the detection engine.
 	Detect DetectConfig `koanf:"detect"`
 	// Index configures where events and alerts are stored.
@@ -66,6 +69,20 @@ type LogConfig struct {
 type CollectConfig struct {
 	// Files are file collectors (globs tailed with checkpoints).
 	Files []file.Config `koanf:"files"`
+}
+
+// NormalizeConfig declares named sources.
+type NormalizeConfig struct {
+	// Sources maps a source name, used by collectors, to its spec.
+	Sources map[string]normalize.Spec `koanf:"sources"`
+}
+
+// spec resolves a collector's source name.
+func (n NormalizeConfig) spec(name string) normalize.Spec {
+	if s, ok := n.Sources[name]; ok {
+		return s
+	}
+	return normalize.Spec{Type: name}
 }
 
 // DetectConfig configures detection.
@@ -184,10 +201,20 @@ func (c *Config) validate() error {
 	}
 	add("http", c.HTTP.Validate())
 	add("kafka", c.Kafka.Validate())
+	for name, spec := range c.Normalize.Sources {
+		if _, err := normalize.Build(spec); err != nil {
+			errs = append(errs, fmt.Errorf("normalize.sources.%s: %w", name, err))
+		}
+	}
 	if c.runs(stageCollect) {
 		names := map[string]bool{}
 		for i, f := range c.Collect.Files {
 			add(fmt.Sprintf("collect.files[%d]", i), f.Validate())
+			if f.Source != "" {
+				if _, err := normalize.Build(c.Normalize.spec(f.Source)); err != nil {
+					errs = append(errs, fmt.Errorf("collect.files[%d].source: %w", i, err))
+				}
+			}
 			if names[f.Name] {
 				errs = append(errs, fmt.Errorf("collect.files[%d].name: %q used twice", i, f.Name))
 			}

@@ -86,6 +86,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"unknown key", "kafka:\n  brokerz: [x]\n", nil, []string{"kafka.brokerz: unknown key"}},
 		{"bad stage and level", "stages: [collect, bogus]\nlog: {level: loud}\n", nil, []string{`stages: unknown stage "bogus"`, "log.level"}},
 		{"collector without paths", "collect:\n  files:\n    - {name: x, source: nginx}\n", nil, []string{"collect.files[0].paths: required"}},
+		{"unknown source", "collect:\n  files:\n    - {name: x, paths: [a], source: gopher}\n", nil, []string{`collect.files[0].source: normalize: unknown source "gopher"`}},
+		{"bad named source", "normalize:\n  sources:\n    edge: {type: nginx, format: weird}\n", nil, []string{"normalize.sources.edge: normalize nginx: takes no format"}},
 		{"bad index type", "index: {type: mongo}\n", nil, []string{`index.type: "mongo"`}},
 		{"bad sasl", "kafka: {brokers: [b:9092], sasl: {mechanism: GSSAPI}}\n", nil, []string{"kafka.sasl.mechanism"}},
 		{"env override checked", "", []string{"TRAILWATCH_KAFKA__PARTITIONS=0"}, []string{"kafka.partitions: must be at least 1"}},

@@ -22,6 +22,7 @@ func cmdParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			"Unparseable lines are counted and reported on stderr; they do not stop the run.\n"+
 			"Sources: "+strings.Join(normalize.Sources(), ", "), stdout, stderr)
 	source := fs.String("source", "", "normalizer to use (required)")
+	format := fs.String("format", "", "format variant or custom format string of the source (e.g. an nginx log_format)")
 	origin := fs.String("origin", "stdin", "origin recorded in trailwatch.raw.origin")
 	quiet := fs.BoolP("quiet", "q", false, "do not report each bad line, only the totals")
 	if err := parseFlags(fs, args); err != nil {
@@ -31,7 +32,7 @@ func cmdParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintln(stderr, "trailwatch parse: --source is required; one of:", strings.Join(normalize.Sources(), ", "))
 		return errUsage
 	}
-	n, err := normalize.New(*source)
+	n, err := normalize.Build(normalize.Spec{Type: *source, Format: *format})
 	if err != nil {
 		return err
 	}

@@ -225,7 +225,9 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 		}
 	}
 	if cfg.runs(stageNormalize) {
-		if err := newRunner(stageNormalize, []string{t.Raw}, stages.NewNormalize(t.Events, t.DLQ, reg)); err != nil {
+		h := stages.NewNormalize(t.Events, t.DLQ, reg)
+		h.Specs = cfg.Normalize.Sources
+		if err := newRunner(stageNormalize, []string{t.Raw}, h); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -23,6 +23,10 @@ type Normalize struct {
 	// Now stamps event.ingested; nil means time.Now.
 	Now func() time.Time
 
+	// Specs are the named sources of the configuration; a name not among
+	// them is a built-in type with its default format.
+	Specs map[string]normalize.Spec
+
 	mu    sync.Mutex
 	norms map[string]normalize.Normalizer
 	buf   []schema.Event
@@ -47,7 +51,11 @@ func (h *Normalize) normalizer(source string) (normalize.Normalizer, error) {
 	if n, ok := h.norms[source]; ok {
 		return n, nil
 	}
-	n, err := normalize.New(source)
+	spec, ok := h.Specs[source]
+	if !ok {
+		spec = normalize.Spec{Type: source}
+	}
+	n, err := normalize.Build(spec)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,10 @@ type Event struct {
 	Cloud       Cloud             `json:"cloud,omitzero" expr:"cloud"`
 	Observer    Observer          `json:"observer,omitzero" expr:"observer"`
 	Related     Related           `json:"related,omitzero" expr:"related"`
+	TLS         TLS               `json:"tls,omitzero" expr:"tls"`
+	Service     Service           `json:"service,omitzero" expr:"service"`
+	Trace       Trace             `json:"trace,omitzero" expr:"trace"`
+	Error       Error             `json:"error,omitzero" expr:"error"`
 	Labels      map[string]string `json:"labels,omitempty" expr:"labels"`
 	Tags        []string          `json:"tags,omitempty" expr:"tags"`
 	Trailwatch  Trailwatch        `json:"trailwatch,omitzero" expr:"trailwatch"`
@@ -93,9 +97,55 @@ type User struct {
 
 // UserAgent is ECS user_agent.*.
 type UserAgent struct {
-	Original string `json:"original,omitempty" expr:"original"`
-	Name     string `json:"name,omitempty" expr:"name"`
-	Version  string `json:"version,omitempty" expr:"version"`
+	Original string          `json:"original,omitempty" expr:"original"`
+	Name     string          `json:"name,omitempty" expr:"name"`
+	Version  string          `json:"version,omitempty" expr:"version"`
+	OS       UserAgentOS     `json:"os,omitzero" expr:"os"`
+	Device   UserAgentDevice `json:"device,omitzero" expr:"device"`
+}
+
+// UserAgentOS is ECS user_agent.os.*.
+type UserAgentOS struct {
+	Name    string `json:"name,omitempty" expr:"name"`
+	Version string `json:"version,omitempty" expr:"version"`
+	Full    string `json:"full,omitempty" expr:"full"`
+}
+
+// UserAgentDevice is ECS user_agent.device.*.
+type UserAgentDevice struct {
+	Name string `json:"name,omitempty" expr:"name"`
+}
+
+// TLS is ECS tls.*: the protocol and cipher the client negotiated.
+type TLS struct {
+	Version         string    `json:"version,omitempty" expr:"version"`
+	VersionProtocol string    `json:"version_protocol,omitempty" expr:"version_protocol"`
+	Cipher          string    `json:"cipher,omitempty" expr:"cipher"`
+	Client          TLSClient `json:"client,omitzero" expr:"client"`
+}
+
+// TLSClient is ECS tls.client.*.
+type TLSClient struct {
+	ServerName string `json:"server_name,omitempty" expr:"server_name"`
+}
+
+// Service is ECS service.*: the API or backend service that was called.
+type Service struct {
+	ID   string `json:"id,omitempty" expr:"id"`
+	Name string `json:"name,omitempty" expr:"name"`
+	Type string `json:"type,omitempty" expr:"type"`
+}
+
+// Trace is ECS trace.*: the distributed trace a request belongs to.
+type Trace struct {
+	ID string `json:"id,omitempty" expr:"id"`
+}
+
+// Error is ECS error.*: why a request or API call failed.
+type Error struct {
+	Code    string `json:"code,omitempty" expr:"code"`
+	Message string `json:"message,omitempty" expr:"message"`
+	Type    string `json:"type,omitempty" expr:"type"`
 }
 
 // HTTP is ECS http.*.
@@ -136,6 +186,7 @@ type URL struct {
 	Port     int    `json:"port,omitempty" expr:"port"`
 	Path     string `json:"path,omitempty" expr:"path"`
 	Query    string `json:"query,omitempty" expr:"query"`
+	Full     string `json:"full,omitempty" expr:"full"`
 }
 
 // Cloud is ECS cloud.*.
@@ -181,10 +232,21 @@ type Trailwatch struct {
 	Extra      map[string]string `json:"extra,omitempty" expr:"extra"`
 }
 
-// Credential identifies the secret used without holding it.
+// Credential identifies the secret used without holding it: a keyed
+// fingerprint of the secret, its kind, and what the credential itself says
+// about its holder (public identifiers only, never the secret).
 type Credential struct {
+	// Fingerprint is the collector's HMAC of the secret.
 	Fingerprint string `json:"fingerprint,omitempty" expr:"fingerprint"`
-	Type        string `json:"type,omitempty" expr:"type"`
+	// Type is the kind: api_key, bearer, jwt, basic, session, aws_access_key, signature.
+	Type string `json:"type,omitempty" expr:"type"`
+	// ID is a public identifier of the credential (an AWS access key id).
+	ID string `json:"id,omitempty" expr:"id"`
+	// Issuer, Subject and ClientID are JWT claims (iss, sub, client_id/azp),
+	// decoded, not verified.
+	Issuer   string `json:"issuer,omitempty" expr:"issuer"`
+	Subject  string `json:"subject,omitempty" expr:"subject"`
+	ClientID string `json:"client_id,omitempty" expr:"client_id"`
 }
 
 // RawRef points back at the raw record the event came from.
