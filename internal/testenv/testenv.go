@@ -8,6 +8,7 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -35,5 +36,30 @@ func need(t testing.TB, env, what string) string {
 		t.Fatalf("%s is not set: CI must start a real %s (scripts/services.sh start)", env, what)
 	}
 	t.Skipf("%s not set; run `make test` to start a real %s", env, what)
+	return ""
+}
+
+// Binary returns the path of a real peer program (nginx, haproxy, …) that a
+// test drives. Missing, the test skips locally but fails under CI=true,
+// where scripts/install-peers.sh installs them.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	for _, dir := range []string{"", "/usr/sbin/", "/usr/bin/", "/usr/local/bin/", "/usr/local/sbin/"} {
+		p := name
+		if dir != "" {
+			p = dir + name
+		} else if lp, err := exec.LookPath(name); err == nil {
+			return lp
+		} else {
+			continue
+		}
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed: CI must install it (scripts/install-peers.sh)", name)
+	}
+	t.Skipf("%s not installed; run scripts/install-peers.sh", name)
 	return ""
 }
