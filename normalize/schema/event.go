@@ -238,7 +238,7 @@ type Trailwatch struct {
 type Credential struct {
 	// Fingerprint is the collector's HMAC of the secret.
 	Fingerprint string `json:"fingerprint,omitempty" expr:"fingerprint"`
-	// Type is the kind: api_key, bearer, jwt, basic, session, aws_access_key, signature.
+	// Type is the kind: apikey, bearer, jwt, basic, password, session, signature.
 	Type string `json:"type,omitempty" expr:"type"`
 	// ID is a public identifier of the credential (an AWS access key id).
 	ID string `json:"id,omitempty" expr:"id"`
