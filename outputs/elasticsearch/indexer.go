@@ -21,13 +21,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,13 +123,9 @@ func newClient(cfg Config) (*es.Client, error) {
 	if cfg.CAFile != "" || cfg.InsecureSkipVerify {
 		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in, documented as tests only
 		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
+			pool, err := config.LoadCAPool(cfg.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("ca_file: no PEM certificates in %s", cfg.CAFile)
+				return nil, err
 			}
 			tlsCfg.RootCAs = pool
 		}
