@@ -208,22 +208,25 @@ func e2eLines(from, to int) []string {
 	return out
 }
 
-func TestEndToEndKillRestartExactlyOnce(t *testing.T) {
-	brokers := testenv.Kafka(t)
-	osURL := testenv.OpenSearch(t)
-	rec := &slackRecorder{}
+// e2eSetup starts slack-go's test server and writes a config pointing at
+// the real Kafka broker and OpenSearch node, with names unique to the run.
+func e2eSetup(t *testing.T) (run, cfgPath, logPath string, brokers []string, osURL string, rec *slackRecorder) {
+	t.Helper()
+	brokers = testenv.Kafka(t)
+	osURL = testenv.OpenSearch(t)
+	rec = &slackRecorder{}
 	slk := slacktest.NewTestServer(rec.bind)
 	slk.Start()
 	t.Cleanup(slk.Stop)
 
 	dir := t.TempDir()
-	logPath := filepath.Join(dir, "logs", "access.log")
+	logPath = filepath.Join(dir, "logs", "access.log")
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	run := fmt.Sprintf("e2e%d", time.Now().UnixNano())
+	run = fmt.Sprintf("e2e%d", time.Now().UnixNano())
 	repoRules, _ := filepath.Abs("../../rules")
-	cfgPath := filepath.Join(dir, "trailwatch.yaml")
+	cfgPath = filepath.Join(dir, "trailwatch.yaml")
 	cfg := fmt.Sprintf(`
 data_dir: %[1]s/data
 http: {listen: ""}
@@ -253,29 +256,13 @@ notify:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	es := osClient{osURL}
-	events, alerts := run+"-events", run+"-alerts"
-	indexed := func() int { es.refresh(t, events); n, _ := es.search(t, events, `{"match_all":{}}`, 0); return n }
+	return run, cfgPath, logPath, brokers, osURL, rec
+}
 
-	// First process: a first chunk, then SIGKILL while a second chunk is
-	// being collected.
-	appendLines(t, logPath, e2eLines(0, 200))
-	first := startChild(t, "run -c "+cfgPath)
-	waitFor(t, "the first documents to be indexed", 90*time.Second, func() bool { first.alive(t); return indexed() >= 50 })
-	appendLines(t, logPath, e2eLines(200, 400))
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	killed := <-first.done
-	first.done <- killed
-	appendLines(t, logPath, e2eLines(400, 600))
-
-	// Second process: everything arrives, once.
-	second := startChild(t, "run -c "+cfgPath)
-	waitFor(t, "all 600 lines to be indexed", 120*time.Second, func() bool { second.alive(t); return indexed() >= 600 })
-
-	// Wait until the notify stage has committed every alert, so no page
-	// can still be on its way when we count them.
+// waitNotified waits until the notify group committed every alert, so no
+// page can still be on its way when the test counts them.
+func waitNotified(t *testing.T, brokers []string, run string) {
+	t.Helper()
 	adm := kadm.NewClient(mustClient(t, brokers))
 	waitFor(t, "the notify stage to catch up", 60*time.Second, func() bool {
 		lags, err := adm.Lag(t.Context(), run+"-notify")
@@ -297,6 +284,32 @@ notify:
 		}
 		return produced
 	})
+}
+
+func TestEndToEndKillRestartExactlyOnce(t *testing.T) {
+	run, cfgPath, logPath, brokers, osURL, rec := e2eSetup(t)
+	es := osClient{osURL}
+	events, alerts := run+"-events", run+"-alerts"
+	indexed := func() int { es.refresh(t, events); n, _ := es.search(t, events, `{"match_all":{}}`, 0); return n }
+
+	// First process: a first chunk, then SIGKILL while a second chunk is
+	// being collected.
+	appendLines(t, logPath, e2eLines(0, 200))
+	first := startChild(t, "run -c "+cfgPath)
+	waitFor(t, "the first documents to be indexed", 90*time.Second, func() bool { first.alive(t); return indexed() >= 50 })
+	appendLines(t, logPath, e2eLines(200, 400))
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := <-first.done
+	first.done <- killed
+	appendLines(t, logPath, e2eLines(400, 600))
+
+	// Second process: everything arrives, once.
+	second := startChild(t, "run -c "+cfgPath)
+	waitFor(t, "all 600 lines to be indexed", 120*time.Second, func() bool { second.alive(t); return indexed() >= 600 })
+
+	waitNotified(t, brokers, run)
 
 	es.refresh(t, events)
 	n, hits := es.search(t, events, `{"match_all":{}}`, 1000)
@@ -374,4 +387,41 @@ func mustClient(t *testing.T, brokers []string) *kgo.Client {
 	}
 	t.Cleanup(cl.Close)
 	return cl
+}
+
+// TestEndToEndStagesAsSeparateProcesses runs the stages the way a fleet
+// does: collect+normalize in one process, two detect processes sharing the
+// events topic's partitions, and index+notify in a fourth, all meeting only
+// in Kafka. Every line is indexed once and the attack is paged once.
+func TestEndToEndStagesAsSeparateProcesses(t *testing.T) {
+	run, cfgPath, logPath, brokers, osURL, rec := e2eSetup(t)
+	appendLines(t, logPath, e2eLines(0, 400))
+	procs := []*child{
+		startChild(t, "run -c "+cfgPath+" --stages collect,normalize"),
+		startChild(t, "run -c "+cfgPath+" --stages detect"),
+		startChild(t, "run -c "+cfgPath+" --stages detect"),
+		startChild(t, "run -c "+cfgPath+" --stages index,notify"),
+	}
+	es := osClient{osURL}
+	events := run + "-events"
+	waitFor(t, "all 400 lines to be indexed", 120*time.Second, func() bool {
+		for _, p := range procs {
+			p.alive(t)
+		}
+		es.refresh(t, events)
+		n, _ := es.search(t, events, `{"match_all":{}}`, 0)
+		return n >= 400
+	})
+	waitNotified(t, brokers, run)
+	es.refresh(t, events)
+	if n, _ := es.search(t, events, `{"match_all":{}}`, 0); n != 400 {
+		t.Errorf("index holds %d events, want 400", n)
+	}
+	es.refresh(t, run+"-alerts")
+	if n, hits := es.search(t, run+"-alerts", `{"term":{"rule.id":"auth-bruteforce"}}`, 10); n != 1 {
+		t.Errorf("%d auth-bruteforce alerts indexed, want 1: %s", n, hits)
+	}
+	if msgs := rec.messages(); len(msgs) != 1 {
+		t.Errorf("slack received %d messages, want 1", len(msgs))
+	}
 }
