@@ -45,19 +45,23 @@ start() {
 	mkdir -p "$TW_RUN"
 	"$SCRIPT_DIR/kafka.sh" fetch || tw_die "fetching Kafka failed"
 	"$SCRIPT_DIR/opensearch.sh" fetch || tw_die "fetching OpenSearch failed"
+	"$SCRIPT_DIR/versitygw.sh" fetch || tw_die "building versitygw failed"
 	run_both start
+	"$SCRIPT_DIR/versitygw.sh" start || tw_die "starting versitygw failed"
 	mkdir -p "$(dirname "$ENV_FILE")"
 	cat >"$ENV_FILE.tmp" <<-EOF
 		# Written by trailwatch scripts/services.sh; removed by "services.sh stop".
 		export TW_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
 		export TW_TEST_OPENSEARCH=http://127.0.0.1:$OPENSEARCH_PORT
 	EOF
+	cat "$TW_RUN/versitygw.env" >>"$ENV_FILE.tmp"
 	mv "$ENV_FILE.tmp" "$ENV_FILE"
 	tw_log "both services ready in $(tw_elapsed "$t0"); env file: $ENV_FILE"
 }
 
 stop() {
 	rm -f "$ENV_FILE"
+	"$SCRIPT_DIR/versitygw.sh" stop || true
 	run_both stop
 }
 
@@ -65,6 +69,7 @@ status() {
 	local rc=0
 	"$SCRIPT_DIR/kafka.sh" status || rc=$?
 	"$SCRIPT_DIR/opensearch.sh" status || rc=$?
+	"$SCRIPT_DIR/versitygw.sh" status || rc=$?
 	return "$rc"
 }
 
@@ -75,6 +80,7 @@ status) status ;;
 fetch)
 	"$SCRIPT_DIR/kafka.sh" fetch
 	"$SCRIPT_DIR/opensearch.sh" fetch
+	"$SCRIPT_DIR/versitygw.sh" fetch
 	;;
 *)
 	echo "usage: $0 {start|stop|status|fetch}" >&2

@@ -16,7 +16,7 @@ fi
 bash scripts/services.sh start
 # shellcheck disable=SC1091
 source "$TW_RUN/env"
-export TW_TEST_KAFKA TW_TEST_OPENSEARCH
+export TW_TEST_KAFKA TW_TEST_OPENSEARCH TW_TEST_S3 TW_TEST_S3_ACCESS_KEY TW_TEST_S3_SECRET_KEY
 
 go test -race -shuffle=on -timeout 20m -count=1 ${GOTESTFLAGS:-} ./... 2>&1 | tee "$TW_RUN/go-test.log"
 status=${PIPESTATUS[0]}
