@@ -101,6 +101,9 @@ func (n *Nginx) Normalize(dst []schema.Event, rec *ingest.Record) ([]schema.Even
 		return dst[:len(dst)-1], err
 	}
 
+	if strings.Contains(line, FingerprintPrefix) {
+		nginxCredential(ev)
+	}
 	ev.Event.ID = rec.ID()
 	ev.Trailwatch.Source = "nginx"
 	ev.Trailwatch.Raw = schema.RawRef{Origin: rec.Origin, Offset: rec.Offset, Collector: rec.Collector}
@@ -109,6 +112,19 @@ func (n *Nginx) Normalize(dst []schema.Event, rec *ingest.Record) ([]schema.Even
 	}
 	ev.Trailwatch.Actor = ev.ActorKey()
 	return dst, nil
+}
+
+// nginxCredential picks up a credential fingerprint token from the query
+// string or, in key order, the fields appended after the user agent.
+func nginxCredential(ev *schema.Event) {
+	if ApplyCredential(ev, ev.URL.Query) {
+		return
+	}
+	for _, k := range lfSortedKeys(ev.Trailwatch.Extra) {
+		if ApplyCredential(ev, ev.Trailwatch.Extra[k]) {
+			return
+		}
+	}
 }
 
 // parser scans one line left to right; i is the next unread byte.

@@ -28,7 +28,8 @@ type Spec struct {
 
 // constructors is the one place that maps source types to parsers.
 var constructors = map[string]func(Spec) (Normalizer, error){
-	"nginx": newNginxSpec,
+	"nginx":  newNginxSpec,
+	"apache": NewApacheSpec,
 }
 
 // Build returns the normalizer a spec describes. An unknown type is an error
@@ -56,8 +57,15 @@ func Sources() []string { return slices.Sorted(maps.Keys(constructors)) }
 var errNoOptions = errors.New("takes no format, pattern or fields")
 
 func newNginxSpec(s Spec) (Normalizer, error) {
-	if s.Format != "" || s.Pattern != "" || len(s.Fields) > 0 {
-		return nil, errNoOptions
+	if s.Pattern != "" || len(s.Fields) > 0 || s.TimeLayout != "" {
+		return nil, errors.New("pattern, fields and time_layout are not options of nginx: set format")
 	}
-	return NewNginx(), nil
+	switch f := strings.TrimSpace(s.Format); {
+	case f == "" || f == "combined":
+		return NewNginx(), nil
+	case f == "json" || strings.HasPrefix(f, "{") || strings.HasPrefix(f, "escape=json {"):
+		return NewNginxJSON(), nil
+	default:
+		return NewNginxFormat(f)
+	}
 }

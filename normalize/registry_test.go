@@ -15,8 +15,8 @@ func TestNew(t *testing.T) {
 		wantErr string
 	}{
 		{name: "nginx", source: "nginx"},
-		{name: "unknown", source: "apache", wantErr: `normalize: unknown source "apache" (known: nginx)`},
-		{name: "empty", source: "", wantErr: `normalize: unknown source "" (known: nginx)`},
+		{name: "unknown", source: "gopher", wantErr: `normalize: unknown source "gopher" (known: `},
+		{name: "empty", source: "", wantErr: `normalize: unknown source ""`},
 		{name: "case matters", source: "NGINX", wantErr: "unknown source"},
 	}
 	for _, tt := range tests {
