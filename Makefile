@@ -2,7 +2,7 @@
 GO ?= go
 BENCHTIME ?= 1s
 
-.PHONY: run test unit lint bench fuzz-smoke rules-test tidy-check build services-start services-stop
+.PHONY: run test unit lint bench compare fuzz-smoke rules-test tidy-check build services-start services-stop
 
 build:
 	$(GO) build -o bin/trailwatch ./cmd/trailwatch
@@ -27,6 +27,10 @@ rules-test:
 
 bench:
 	bash scripts/bench.sh
+
+## compare: trailwatch parse vs rsyslog's lognormalizer on the same nginx file
+compare:
+	bash scripts/compare-lognormalizer.sh
 
 fuzz-smoke:
 	bash scripts/fuzz-smoke.sh

@@ -20,6 +20,31 @@ type checkpoint struct {
 	// Retired remembers files no longer tracked, oldest first, so that a
 	// new file reusing one's inode gets a new stream (see retire).
 	Retired []retired `json:"retired,omitempty"`
+	// Gzip maps the identity of each .gz file seen to how far it was read.
+	Gzip map[string]gzPosition `json:"gzip,omitempty"`
+}
+
+// gzPosition is where reading of one .gz file stands.
+type gzPosition struct {
+	// Path is where the file was last seen.
+	Path string `json:"path"`
+	// Offset is the decompressed offset after the last line acknowledged.
+	Offset int64 `json:"offset"`
+	// Size and ModTime (Unix nanoseconds) are the compressed file's, when
+	// it was last checked; a change means another file took its inode.
+	Size    int64 `json:"size"`
+	ModTime int64 `json:"mtime"`
+	// Fingerprint is the hex SHA-256 of the first FingerprintLen bytes of
+	// the compressed file.
+	Fingerprint    string `json:"fingerprint"`
+	FingerprintLen int    `json:"fingerprint_len"`
+	// Stream is the Record.Stream of its lines, "" before reading began.
+	Stream string `json:"stream,omitempty"`
+	// Done reports that every line was emitted (or skipped by start_at).
+	Done bool `json:"done,omitempty"`
+	// Failed reports that decompression failed; the file is retried only
+	// once its size or mtime changes.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // maxRetired bounds checkpoint.Retired; the oldest entries are forgotten.
@@ -35,6 +60,10 @@ type retired struct {
 	Fingerprint string `json:"fp"`
 	// FingerprintLen is how many head bytes Fingerprint covers.
 	FingerprintLen int `json:"fp_len"`
+	// Stream and Offset are the file's Record.Stream and committed offset,
+	// so that a compressed copy of it (.gz) resumes where it stopped.
+	Stream string `json:"stream,omitempty"`
+	Offset int64  `json:"offset,omitempty"`
 }
 
 // position is where reading of one file stands.

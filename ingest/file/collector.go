@@ -30,6 +30,7 @@ type Collector struct {
 	running  atomic.Bool
 
 	lines, bytes, truncated, emitErrors, resets, cpErrors atomic.Uint64
+	gzFiles, gzErrors                                     atomic.Uint64
 	filesTracked                                          atomic.Int64
 }
 
@@ -48,6 +49,11 @@ type Stats struct {
 	Resets uint64
 	// CheckpointErrors counts failed checkpoint writes (retried later).
 	CheckpointErrors uint64
+	// GzipFiles counts .gz files read to their end.
+	GzipFiles uint64
+	// GzipErrors counts .gz files whose decompression failed (corrupt,
+	// truncated, or past max_gzip_bytes); each is skipped until it changes.
+	GzipErrors uint64
 	// FilesTracked is the number of files open now.
 	FilesTracked int
 }
@@ -103,6 +109,8 @@ func (c *Collector) Stats() Stats {
 		EmitErrors:       c.emitErrors.Load(),
 		Resets:           c.resets.Load(),
 		CheckpointErrors: c.cpErrors.Load(),
+		GzipFiles:        c.gzFiles.Load(),
+		GzipErrors:       c.gzErrors.Load(),
 		FilesTracked:     int(c.filesTracked.Load()),
 	}
 }

@@ -54,6 +54,12 @@ type Config struct {
 	CheckpointFile string `koanf:"checkpoint_file"`
 	// Host is put in Record.Host. Default os.Hostname().
 	Host string `koanf:"host"`
+	// ReadGzip reads matched files named *.gz by decompressing them, once
+	// each (see the package doc). When false, *.gz files are ignored.
+	ReadGzip bool `koanf:"read_gzip"`
+	// MaxGzipBytes bounds the decompressed size of one .gz file; reading
+	// stops with an error naming the file past it. Default 4 GiB.
+	MaxGzipBytes int64 `koanf:"max_gzip_bytes"`
 }
 
 // DefaultConfig returns a Config with every optional field at its default.
@@ -65,6 +71,7 @@ func DefaultConfig() Config {
 		BatchLines:   1000,
 		BatchBytes:   1 << 20,
 		MaxLineBytes: 64 << 10,
+		MaxGzipBytes: 4 << 30,
 	}
 }
 
@@ -107,6 +114,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.MaxLineBytes <= 0 {
 		bad("max_line_bytes: must be positive, got %d", cfg.MaxLineBytes)
+	}
+	if cfg.MaxGzipBytes <= 0 {
+		bad("max_gzip_bytes: must be positive, got %d", cfg.MaxGzipBytes)
 	}
 	if cfg.CheckpointFile == "" {
 		bad("checkpoint_file: required")

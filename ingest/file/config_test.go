@@ -24,8 +24,10 @@ func TestConfigValidate(t *testing.T) {
 		{name: "bad patterns", modify: func(c *Config) { c.Paths = []string{"/a/[", ""}; c.Exclude = []string{"["} },
 			want: []string{"paths[0]:", "paths[1]: empty pattern", "exclude[0]: invalid pattern"}},
 		{name: "start_at", modify: func(c *Config) { c.StartAt = "middle" }, want: []string{`start_at: must be "beginning" or "end"`}},
-		{name: "non-positive sizes", modify: func(c *Config) { c.PollInterval, c.BatchLines, c.BatchBytes, c.MaxLineBytes = 0, 0, -1, 0 },
-			want: []string{"poll_interval: must be positive", "batch_lines: must be positive", "batch_bytes: must be positive", "max_line_bytes: must be positive"}},
+		{name: "non-positive sizes", modify: func(c *Config) {
+			c.PollInterval, c.BatchLines, c.BatchBytes, c.MaxLineBytes, c.MaxGzipBytes = 0, 0, -1, 0, 0
+		},
+			want: []string{"poll_interval: must be positive", "batch_lines: must be positive", "batch_bytes: must be positive", "max_line_bytes: must be positive", "max_gzip_bytes: must be positive"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

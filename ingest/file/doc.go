@@ -30,8 +30,20 @@
 // after a crash or a rename gets the same Record.ID, while a rotated-in or
 // truncated file is a new stream even when its first line is identical.
 //
-// What it deliberately does not do: decompress rotated .gz files, follow
-// "**" globs, parse or redact the lines (the record is the line as written,
+// With read_gzip, matched files named *.gz (logrotate's compress) are
+// decompressed, streaming and bounded by max_gzip_bytes, and read once:
+// one at a time, after their size held still for a poll interval, and
+// checkpointed as done at their end. A corrupt or truncated .gz is counted
+// in Stats.GzipErrors, logged and skipped until its size or mtime changes.
+// Its records' Stream is "gz:dev:inode:h", except for a .gz compressed
+// from a file already read: if its decompressed head matches a tracked or
+// retired file's first-line hash and head fingerprint, it continues that
+// file's stream from its committed offset, so the lines already emitted
+// are not read again and the rest get the ids the plain file would have
+// given them. Without read_gzip, *.gz files are ignored.
+//
+// What it deliberately does not do: read compressions other than gzip,
+// follow "**" globs, parse or redact the lines (the record is the line as written,
 // minus "\n" or "\r\n"), or run on platforms without inodes (New fails
 // there). A line longer than max_line_bytes is emitted cut to that length
 // with Record.Truncated set, and counted in Stats.TruncatedLines; the

@@ -25,6 +25,10 @@ type tracked struct {
 	id   fileID
 	path string // absolute path where the file was last seen
 	f    *os.File
+	// src reads the content: f itself, or for a .gz file its decompressed
+	// stream (then gz is its state as well).
+	src io.ReaderAt
+	gz  *gzFile
 
 	// committed is the offset after the last line Emit acknowledged: what
 	// the checkpoint stores.
@@ -84,7 +88,7 @@ func (t *tracked) readMore(maxLine int) (int, error) {
 		t.end = copy(t.buf, t.buf[t.start:t.end])
 		t.start = 0
 	}
-	n, err := t.f.ReadAt(t.buf[t.end:], t.readPos())
+	n, err := t.src.ReadAt(t.buf[t.end:], t.readPos())
 	t.end += n
 	if n > 0 {
 		t.observed = time.Now()
@@ -124,7 +128,7 @@ func (r *runner) learnStream(t *tracked, eof bool) error {
 		head = t.long
 	default:
 		head = make([]byte, maxLine)
-		n, err := t.f.ReadAt(head, 0)
+		n, err := t.src.ReadAt(head, 0)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return err
 		}

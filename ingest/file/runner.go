@@ -22,12 +22,15 @@ type runner struct {
 	saved      map[string]position
 	savedPaths map[string]bool
 	retired    []retired // checkpoint.Retired
-	dirty      bool      // the checkpoint on disk is behind
-	lastSave   time.Time // when the checkpoint was last written
+	gz         map[fileID]*gzFile
+	gzSaved    map[string]gzPosition // checkpoint.Gzip, for the first scan
+	dirty      bool                  // the checkpoint on disk is behind
+	lastSave   time.Time             // when the checkpoint was last written
 }
 
 func newRunner(c *Collector, cp checkpoint) *runner {
-	r := &runner{c: c, saved: cp.Files, savedPaths: map[string]bool{}, retired: cp.Retired}
+	r := &runner{c: c, saved: cp.Files, savedPaths: map[string]bool{}, retired: cp.Retired,
+		gz: map[fileID]*gzFile{}, gzSaved: cp.Gzip}
 	for _, p := range cp.Files {
 		r.savedPaths[p.Path] = true
 	}
@@ -40,6 +43,8 @@ func (r *runner) scan(first bool) {
 	c := r.c
 	found := map[fileID]string{}
 	var order []fileID
+	gzFound := map[fileID]gzSeen{}
+	var gzOrder []fileID
 	for _, pat := range c.patterns {
 		matches, _ := filepath.Glob(pat) // the only error, ErrBadPattern, was validated
 		for _, p := range matches {
@@ -51,8 +56,16 @@ func (r *runner) scan(first bool) {
 				continue // vanished since the glob, or a directory
 			}
 			id, ok := identityOf(fi)
-			if _, dup := found[id]; !ok || dup {
+			_, dup := found[id]
+			if _, gzDup := gzFound[id]; !ok || dup || gzDup {
 				continue // two patterns or a symlink reached the same file
+			}
+			if strings.HasSuffix(p, ".gz") {
+				if c.cfg.ReadGzip {
+					gzFound[id] = gzSeen{path: p, fi: fi}
+					gzOrder = append(gzOrder, id)
+				}
+				continue
 			}
 			found[id] = p
 			order = append(order, id)
@@ -60,6 +73,9 @@ func (r *runner) scan(first bool) {
 	}
 
 	for _, t := range r.files {
+		if t.gz != nil {
+			continue // immutable: see scanGz
+		}
 		p, ok := found[t.id]
 		delete(found, t.id)
 		switch {
@@ -95,11 +111,14 @@ func (r *runner) scan(first bool) {
 	if first {
 		for key, pos := range r.saved {
 			c.log.Info("checkpointed file not found, forgetting it", "path", pos.Path, "id", key)
-			r.retire(key, pos.Gen, pos.Fingerprint, pos.FingerprintLen)
+			r.retire(key, pos.Gen, pos.Fingerprint, pos.FingerprintLen, pos.Stream, pos.Offset)
 			r.dirty = true
 		}
 		r.saved, r.savedPaths = nil, nil
 	}
+	// After the retirements above, so a .gz compressed from a file that
+	// vanished while we were down finds that file's stream.
+	r.scanGz(gzFound, gzOrder, first)
 	c.filesTracked.Store(int64(len(r.files)))
 }
 
@@ -131,7 +150,7 @@ func (r *runner) open(id fileID, path string, first bool) {
 		f.Close() // replaced between glob and open: the next scan sees the new one
 		return
 	}
-	t := &tracked{id: id, path: path, f: f, size: fi.Size()}
+	t := &tracked{id: id, path: path, f: f, src: f, size: fi.Size()}
 	head, err := readHead(f, t.size)
 	if err != nil {
 		f.Close()
@@ -215,11 +234,11 @@ func (r *runner) findRetired(key string) int {
 // file still gets another stream; without this its gen would restart at 0
 // and its lines would take the old file's record ids, and be dropped as
 // duplicates. Bounded: the oldest entries are forgotten.
-func (r *runner) retire(key string, gen int, fp string, fpLen int) {
+func (r *runner) retire(key string, gen int, fp string, fpLen int, stream string, off int64) {
 	if i := r.findRetired(key); i >= 0 {
 		r.retired = slices.Delete(r.retired, i, i+1)
 	}
-	r.retired = append(r.retired, retired{ID: key, Gen: gen, Fingerprint: fp[:min(len(fp), 16)], FingerprintLen: fpLen})
+	r.retired = append(r.retired, retired{ID: key, Gen: gen, Fingerprint: fp[:min(len(fp), 16)], FingerprintLen: fpLen, Stream: stream, Offset: off})
 	if n := len(r.retired) - maxRetired; n > 0 {
 		r.retired = slices.Delete(r.retired, 0, n)
 	}
@@ -282,7 +301,9 @@ func (r *runner) cycle(ctx context.Context, emit ingest.Emit) bool {
 			if err != nil {
 				// The lines consumed before the error are in b: emit them,
 				// or a later batch would commit past them.
-				r.c.log.Warn("read failed, will retry", "path", t.path, "err", err)
+				if t.gz == nil {
+					r.c.log.Warn("read failed, will retry", "path", t.path, "err", err)
+				}
 				full = false
 			}
 			if len(b.recs) > 0 {
@@ -298,7 +319,10 @@ func (r *runner) cycle(ctx context.Context, emit ingest.Emit) bool {
 			}
 			t.atEOF = !full && err == nil
 			more = more || full
-			if t.final && !full && err == nil {
+			switch {
+			case t.gz != nil && (err != nil || !full):
+				r.finishGz(t.gz, err)
+			case t.final && !full && err == nil:
 				r.drop(t)
 			}
 			// While catching up, checkpoint at most once per poll interval:
@@ -320,7 +344,7 @@ func (r *runner) drop(t *tracked) {
 	r.c.log.Info("rotated file drained, closing it", "path", t.path, "offset", t.committed)
 	t.f.Close()
 	r.files = slices.DeleteFunc(r.files, func(x *tracked) bool { return x == t })
-	r.retire(t.id.String(), t.gen, hex.EncodeToString(t.fpSum[:]), t.fpLen)
+	r.retire(t.id.String(), t.gen, hex.EncodeToString(t.fpSum[:]), t.fpLen, t.stream, t.committed)
 	r.c.filesTracked.Store(int64(len(r.files)))
 	r.dirty = true
 }
@@ -331,6 +355,9 @@ func (r *runner) drop(t *tracked) {
 func (r *runner) save() {
 	cp := checkpoint{Version: checkpointVersion, Files: make(map[string]position, len(r.files))}
 	for _, t := range r.files {
+		if t.gz != nil {
+			continue
+		}
 		cp.Files[t.id.String()] = position{
 			Path:           t.path,
 			Offset:         t.committed,
@@ -342,6 +369,7 @@ func (r *runner) save() {
 		}
 	}
 	cp.Retired = r.retired
+	cp.Gzip = r.gzPositions()
 	if err := saveCheckpoint(r.c.cfg.CheckpointFile, cp); err != nil {
 		r.c.cpErrors.Add(1)
 		r.c.log.Error("checkpoint write failed", "path", r.c.cfg.CheckpointFile, "err", err)

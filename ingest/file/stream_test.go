@@ -389,9 +389,9 @@ func TestDroppedFileIsRetired(t *testing.T) {
 func TestRetiredIsBounded(t *testing.T) {
 	r := &runner{}
 	for i := range maxRetired + 10 {
-		r.retire(fmt.Sprintf("1:%d", i), 0, strings.Repeat("a", 64), 1024)
+		r.retire(fmt.Sprintf("1:%d", i), 0, strings.Repeat("a", 64), 1024, "", 0)
 	}
-	r.retire("1:20", 5, "ff", 2) // again: moves to the end
+	r.retire("1:20", 5, "ff", 2, "", 0) // again: moves to the end
 	if len(r.retired) != maxRetired || r.retired[0].ID != "1:10" || r.retired[maxRetired-1].ID != "1:20" {
 		t.Errorf("retired holds %d, first %+v, last %+v", len(r.retired), r.retired[0], r.retired[len(r.retired)-1])
 	}
