@@ -28,8 +28,13 @@ type Spec struct {
 
 // constructors is the one place that maps source types to parsers.
 var constructors = map[string]func(Spec) (Normalizer, error){
-	"nginx":  newNginxSpec,
-	"apache": NewApacheSpec,
+	"apache":  NewApacheSpec,
+	"caddy":   NewCaddySpec,
+	"envoy":   NewEnvoySpec,
+	"haproxy": NewHAProxySpec,
+	"kong":    NewKongSpec,
+	"nginx":   newNginxSpec,
+	"traefik": NewTraefikSpec,
 }
 
 // Build returns the normalizer a spec describes. An unknown type is an error
