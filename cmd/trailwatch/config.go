@@ -65,12 +65,6 @@ type LogConfig struct {
 	Format string `koanf:"format"`
 }
 
-// CollectConfig lists the collectors.
-type CollectConfig struct {
-	// Files are file collectors (globs tailed with checkpoints).
-	Files []file.Config `koanf:"files"`
-}
-
 // NormalizeConfig declares named sources.
 type NormalizeConfig struct {
 	// Sources maps a source name, used by collectors, to its spec.
@@ -145,31 +139,7 @@ func loadConfig(path string, environ []string, overrides map[string]any) (Config
 // applyDefaults fills what depends on other keys: collector defaults for
 // entries a config file listed, checkpoint files under the data dir.
 func (c *Config) applyDefaults() {
-	def := file.DefaultConfig()
-	for i := range c.Collect.Files {
-		f := &c.Collect.Files[i]
-		if f.Name == "" {
-			f.Name = fmt.Sprintf("file%d", i)
-		}
-		if f.StartAt == "" {
-			f.StartAt = def.StartAt
-		}
-		if f.PollInterval == 0 {
-			f.PollInterval = def.PollInterval
-		}
-		if f.BatchLines == 0 {
-			f.BatchLines = def.BatchLines
-		}
-		if f.BatchBytes == 0 {
-			f.BatchBytes = def.BatchBytes
-		}
-		if f.MaxLineBytes == 0 {
-			f.MaxLineBytes = def.MaxLineBytes
-		}
-		if f.CheckpointFile == "" {
-			f.CheckpointFile = filepath.Join(c.DataDir, "checkpoints", "file-"+f.Name+".json")
-		}
-	}
+	c.Collect.applyDefaults(c.DataDir)
 	if c.Index.File.Dir == "" {
 		c.Index.File.Dir = filepath.Join(c.DataDir, "output")
 	}
@@ -207,19 +177,7 @@ func (c *Config) validate() error {
 		}
 	}
 	if c.runs(stageCollect) {
-		names := map[string]bool{}
-		for i, f := range c.Collect.Files {
-			add(fmt.Sprintf("collect.files[%d]", i), f.Validate())
-			if f.Source != "" {
-				if _, err := normalize.Build(c.Normalize.spec(f.Source)); err != nil {
-					errs = append(errs, fmt.Errorf("collect.files[%d].source: %w", i, err))
-				}
-			}
-			if names[f.Name] {
-				errs = append(errs, fmt.Errorf("collect.files[%d].name: %q used twice", i, f.Name))
-			}
-			names[f.Name] = true
-		}
+		errs = append(errs, c.Collect.validate(c.Normalize)...)
 	}
 	if c.runs(stageDetect) {
 		add("detect", detect.Config{AllowedLateness: c.Detect.AllowedLateness, MaxGroups: c.Detect.MaxGroups}.Validate())

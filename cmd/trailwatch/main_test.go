@@ -87,7 +87,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad stage and level", "stages: [collect, bogus]\nlog: {level: loud}\n", nil, []string{`stages: unknown stage "bogus"`, "log.level"}},
 		{"collector without paths", "collect:\n  files:\n    - {name: x, source: nginx}\n", nil, []string{"collect.files[0].paths: required"}},
 		{"unknown source", "collect:\n  files:\n    - {name: x, paths: [a], source: gopher}\n", nil, []string{`collect.files[0].source: normalize: unknown source "gopher"`}},
-		{"bad named source", "normalize:\n  sources:\n    edge: {type: nginx, format: weird}\n", nil, []string{"normalize.sources.edge: normalize nginx: takes no format"}},
+		{"bad named source", "normalize:\n  sources:\n    edge: {type: nginx, format: weird}\n", nil, []string{"normalize.sources.edge: normalize nginx: log_format: format has no fields"}},
 		{"bad index type", "index: {type: mongo}\n", nil, []string{`index.type: "mongo"`}},
 		{"bad sasl", "kafka: {brokers: [b:9092], sasl: {mechanism: GSSAPI}}\n", nil, []string{"kafka.sasl.mechanism"}},
 		{"env override checked", "", []string{"TRAILWATCH_KAFKA__PARTITIONS=0"}, []string{"kafka.partitions: must be at least 1"}},
@@ -194,19 +194,36 @@ func TestEmbeddedDemo(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("alerts seen so far: %v", alerts.snapshot())
 	}
-	cancel()
-	if code := <-codec; code != 0 {
-		t.Errorf("exit %d after cancel, want 0", code)
-	}
-	events, err := os.ReadFile(filepath.Join(data, "output", "events.ndjson"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	demo, err := os.ReadFile("testdata/demo/access.log")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := bytes.Count(events, []byte("\n")), bytes.Count(demo, []byte("\n")); got != want {
+	want := bytes.Count(demo, []byte("\n"))
+	eventsPath := filepath.Join(data, "output", "events.ndjson")
+	// The index stage runs beside notify: wait for it to catch up by
+	// watching the file it writes, then stop.
+	deadline := time.Now().Add(60 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for got := 0; got < want; {
+		b, _ := os.ReadFile(eventsPath)
+		if got = bytes.Count(b, []byte("\n")); got >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events.ndjson has %d lines after 60s, the demo log %d", got, want)
+		}
+		<-tick.C
+	}
+	cancel()
+	if code := <-codec; code != 0 {
+		t.Errorf("exit %d after cancel, want 0", code)
+	}
+	events, err := os.ReadFile(eventsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.Count(events, []byte("\n")); got != want {
 		t.Errorf("events.ndjson has %d lines, the demo log %d", got, want)
 	}
 	if _, err := os.Stat(filepath.Join(data, "output", "alerts.ndjson")); err != nil {

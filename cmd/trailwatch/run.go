@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/detect"
-	"github.com/trailwatch/trailwatch/ingest/file"
+	"github.com/trailwatch/trailwatch/ingest"
 	"github.com/trailwatch/trailwatch/internal/kafka"
 	"github.com/trailwatch/trailwatch/internal/pipeline"
 	"github.com/trailwatch/trailwatch/internal/stages"
@@ -77,6 +77,7 @@ type app struct {
 	prod     *kgo.Client
 	writer   outputs.EventWriter
 	notifier []stages.Notifier
+	emit     ingest.Emit
 }
 
 // runPipeline starts the configured stages and blocks until ctx ends, then
@@ -112,7 +113,7 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, alertsOut io
 	errc := make(chan error, len(collectors)+len(consumers))
 	for _, c := range collectors {
 		cwg.Go(func() {
-			if err := c.run(collectCtx); err != nil {
+			if err := c.run(collectCtx, a.emit); err != nil {
 				errc <- fmt.Errorf("collector %s: %w", c.name, err)
 			}
 		})
@@ -141,11 +142,6 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, alertsOut io
 	swg.Wait()
 	log.Info("stopped")
 	return runErr
-}
-
-type collector struct {
-	name string
-	run  func(ctx context.Context) error
 }
 
 // connect starts the embedded broker if no brokers are configured, checks
@@ -215,14 +211,12 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 	if cfg.runs(stageCollect) {
 		out := prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_collect_records_out_total", Help: "Raw records acknowledged by Kafka."})
 		reg.MustRegister(out)
-		emit := stages.CollectEmit(a.prod, t.Raw, out)
-		for i, fc := range cfg.Collect.Files {
-			c, err := file.New(fc, a.log)
-			if err != nil {
-				return nil, nil, fmt.Errorf("collect.files[%d]: %w", i, err)
-			}
-			cols = append(cols, collector{name: fc.Name, run: func(ctx context.Context) error { return c.Run(ctx, emit) }})
+		a.emit = stages.CollectEmit(a.prod, t.Raw, out)
+		built, err := cfg.Collect.build(a.log)
+		if err != nil {
+			return nil, nil, err
 		}
+		cols = built
 	}
 	if cfg.runs(stageNormalize) {
 		h := stages.NewNormalize(t.Events, t.DLQ, reg)

@@ -168,3 +168,23 @@ func TestPrefix(t *testing.T) {
 		t.Error("nil error must stay nil")
 	}
 }
+
+func TestFillDefaults(t *testing.T) {
+	type sub struct {
+		N int
+		S string
+	}
+	type cfg struct {
+		Name  string
+		Count int
+		List  []string
+		Sub   sub
+	}
+	def := cfg{Name: "d", Count: 3, List: []string{"x"}, Sub: sub{N: 1, S: "s"}}
+	got := cfg{Count: 7, Sub: sub{S: "mine"}}
+	FillDefaults(&got, def)
+	want := cfg{Name: "d", Count: 7, List: []string{"x"}, Sub: sub{N: 1, S: "mine"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
