@@ -11,6 +11,7 @@ import (
 	"github.com/trailwatch/trailwatch/ingest/file"
 	"github.com/trailwatch/trailwatch/ingest/httpin"
 	"github.com/trailwatch/trailwatch/ingest/kafkain"
+	"github.com/trailwatch/trailwatch/ingest/redact"
 	"github.com/trailwatch/trailwatch/ingest/s3"
 	"github.com/trailwatch/trailwatch/ingest/syslog"
 	"github.com/trailwatch/trailwatch/internal/config"
@@ -30,11 +31,37 @@ type CollectConfig struct {
 	S3 []s3.Config `koanf:"s3"`
 	// Kafka are pass-through consumers of topics gateways already write.
 	Kafka []kafkain.Config `koanf:"kafka"`
+	// Redact replaces secrets with keyed fingerprints in every collector's
+	// records before they reach Kafka. It cannot be turned off.
+	Redact redact.Config `koanf:"redact"`
+}
+
+// fingerprintKeyName is the default fingerprint key file in the data dir.
+const fingerprintKeyName = "fingerprint.key"
+
+// newRedactor builds the redactor every collector's records pass through.
+// The default key file (<data_dir>/fingerprint.key) is created 0600 on
+// first run; a key_file the user named must exist. Keep the key: a new key
+// gives every credential a new fingerprint.
+func newRedactor(rc redact.Config, dataDir string) (*redact.Redactor, error) {
+	if rc.Key == "" && rc.KeyFile == filepath.Join(dataDir, fingerprintKeyName) {
+		if _, err := redact.LoadOrCreateKey(rc.KeyFile); err != nil {
+			return nil, fmt.Errorf("collect.redact.key_file: %w", err)
+		}
+	}
+	r, err := redact.New(rc)
+	if err != nil {
+		return nil, fmt.Errorf("collect.redact: %w", err)
+	}
+	return r, nil
 }
 
 // applyDefaults completes each listed collector with its kind's defaults
 // and names what depends on the data dir.
 func (c *CollectConfig) applyDefaults(dataDir string) {
+	if c.Redact.Key == "" && c.Redact.KeyFile == "" {
+		c.Redact.KeyFile = filepath.Join(dataDir, fingerprintKeyName)
+	}
 	for i := range c.Files {
 		f := &c.Files[i]
 		if f.Name == "" {
@@ -79,6 +106,9 @@ func (c *CollectConfig) applyDefaults(dataDir string) {
 // to a normalizer, so a typo fails at start, not as a DLQ full of records.
 func (c *CollectConfig) validate(n NormalizeConfig) []error {
 	var errs []error
+	if err := c.Redact.Validate(); err != nil {
+		errs = append(errs, config.Prefix("collect.redact", err))
+	}
 	names := map[string]string{}
 	check := func(kind string, i int, name string, err error, sources ...string) {
 		key := fmt.Sprintf("collect.%s[%d]", kind, i)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/detect"
 	"github.com/trailwatch/trailwatch/ingest"
+	"github.com/trailwatch/trailwatch/ingest/redact"
 	"github.com/trailwatch/trailwatch/internal/kafka"
 	"github.com/trailwatch/trailwatch/internal/pipeline"
 	"github.com/trailwatch/trailwatch/internal/stages"
@@ -211,7 +212,14 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 	if cfg.runs(stageCollect) {
 		out := prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_collect_records_out_total", Help: "Raw records acknowledged by Kafka."})
 		reg.MustRegister(out)
-		a.emit = stages.CollectEmit(a.prod, t.Raw, out)
+		red, err := newRedactor(cfg.Collect.Redact, cfg.DataDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		redacted := prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_collect_secrets_redacted_total", Help: "Secrets replaced by fingerprints before Kafka."})
+		reg.MustRegister(redacted)
+		// Every collector's records pass the redactor: no secret reaches Kafka.
+		a.emit = redact.Wrap(stages.CollectEmit(a.prod, t.Raw, out), red, func(n int) { redacted.Add(float64(n)) })
 		built, err := cfg.Collect.build(a.log)
 		if err != nil {
 			return nil, nil, err
