@@ -1,14 +1,18 @@
 package stages
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/trailwatch/trailwatch/ingest"
 	"github.com/trailwatch/trailwatch/normalize"
 	"github.com/trailwatch/trailwatch/normalize/schema"
 )
@@ -30,7 +34,61 @@ type Normalize struct {
 	mu    sync.Mutex
 	norms map[string]normalize.Normalizer
 	buf   []schema.Event
-	dlq   prometheus.Counter
+	dlq   *prometheus.CounterVec
+}
+
+// Failure reasons counted by trailwatch_normalize_dlq_total{reason} and
+// written in the tw.dlq.class header: a bounded set, so the metric's
+// cardinality is too.
+const (
+	ReasonTruncated     = "truncated"      // cut by the collector's line limit
+	ReasonUnknownSource = "unknown_source" // no normalizer for the record's source
+	ReasonTooLong       = "too_long"       // over the normalizer's size limit
+	ReasonBinary        = "binary"         // NUL or control bytes: not a log line
+	ReasonInvalidUTF8   = "invalid_utf8"   // bytes that are not UTF-8 and did not parse
+	ReasonTooDeep       = "too_deep"       // JSON nested past the limit (a JSON bomb)
+	ReasonMalformed     = "malformed"      // not the declared source's format
+)
+
+// HeaderDLQClass carries the failure reason class on a DLQ record.
+const HeaderDLQClass = "tw.dlq.class"
+
+var failureReasons = []string{ReasonTruncated, ReasonUnknownSource, ReasonTooLong, ReasonBinary, ReasonInvalidUTF8, ReasonTooDeep, ReasonMalformed}
+
+// classify names why a raw record failed to normalize, from the record
+// itself first (what the bytes are) and the error second.
+func classify(raw *ingest.Record, err error, unknownSource bool) string {
+	switch {
+	case raw.Truncated:
+		return ReasonTruncated
+	case unknownSource:
+		return ReasonUnknownSource
+	case len(raw.Data) > normalize.MaxLineBytes && !bytes.HasPrefix(bytes.TrimSpace(raw.Data), []byte("{")):
+		return ReasonTooLong
+	case isBinary(raw.Data):
+		return ReasonBinary
+	case !utf8.Valid(raw.Data):
+		return ReasonInvalidUTF8
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "nest") || strings.Contains(msg, "depth"):
+		return ReasonTooDeep
+	case strings.Contains(msg, "limit") || strings.Contains(msg, "too large") || strings.Contains(msg, "too long"):
+		return ReasonTooLong
+	}
+	return ReasonMalformed
+}
+
+// isBinary reports NUL or other C0 control bytes (besides tab, CR, LF) in
+// the first KiB: no access log writes those raw.
+func isBinary(b []byte) bool {
+	for _, c := range b[:min(len(b), 1024)] {
+		if c < 0x20 && c != '\t' && c != '\r' && c != '\n' {
+			return true
+		}
+	}
+	return false
 }
 
 // NewNormalize returns the normalize stage handler; reg may be nil.
@@ -39,7 +97,10 @@ func NewNormalize(eventsTopic, dlqTopic string, reg prometheus.Registerer) *Norm
 		EventsTopic: eventsTopic,
 		DLQTopic:    dlqTopic,
 		norms:       map[string]normalize.Normalizer{},
-		dlq:         prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_normalize_dlq_total", Help: "Raw records sent to the dead-letter topic."}),
+		dlq:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trailwatch_normalize_dlq_total", Help: "Raw records sent to the dead-letter topic, by reason."}, []string{"reason"}),
+	}
+	for _, r := range failureReasons {
+		h.dlq.WithLabelValues(r)
 	}
 	if reg != nil {
 		reg.MustRegister(h.dlq)
@@ -75,18 +136,24 @@ func (h *Normalize) Handle(_ context.Context, recs []*kgo.Record) ([]*kgo.Record
 	out := make([]*kgo.Record, 0, len(recs))
 	for _, kr := range recs {
 		raw := DecodeRaw(kr)
+		var err error
+		unknown := false
 		if raw.Truncated {
-			h.dlq.Inc()
-			out = append(out, DLQRecord(h.DLQTopic, "normalize", fmt.Sprintf("line longer than the collector's max_line_bytes; cut at %d bytes", len(raw.Data)), kr))
-			continue
-		}
-		n, err := h.normalizer(raw.Source)
-		if err == nil {
-			h.buf, err = n.Normalize(h.buf[:0], &raw)
+			err = fmt.Errorf("line longer than the collector's max_line_bytes; cut at %d bytes", len(raw.Data))
+		} else {
+			var n normalize.Normalizer
+			if n, err = h.normalizer(raw.Source); err != nil {
+				unknown = true
+			} else {
+				h.buf, err = n.Normalize(h.buf[:0], &raw)
+			}
 		}
 		if err != nil {
-			h.dlq.Inc()
-			out = append(out, DLQRecord(h.DLQTopic, "normalize", err.Error(), kr))
+			class := classify(&raw, err, unknown)
+			h.dlq.WithLabelValues(class).Inc()
+			d := DLQRecord(h.DLQTopic, "normalize", err.Error(), kr)
+			d.Headers = append(d.Headers, kgo.RecordHeader{Key: HeaderDLQClass, Value: []byte(class)})
+			out = append(out, d)
 			continue
 		}
 		for i := range h.buf {

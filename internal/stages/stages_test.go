@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/detect"
@@ -28,6 +29,49 @@ func TestRawRecordRoundTrip(t *testing.T) {
 	got := DecodeRaw(RawRecord("raw", &in))
 	if got.ID() != in.ID() || got.Source != in.Source || got.Collector != in.Collector || got.Origin != in.Origin || got.Stream != in.Stream || got.Offset != in.Offset || !got.Observed.Equal(in.Observed) || !got.Truncated {
 		t.Errorf("round trip changed the record: %+v", got)
+	}
+}
+
+func TestNormalizeCountsBadInputByReason(t *testing.T) {
+	good := `203.0.113.9 - - [20/Nov/2026:09:03:01 +0000] "POST /api/login HTTP/1.1" 401 53 "-" "curl/8"`
+	tests := []struct {
+		name      string
+		source    string
+		line      string
+		truncated bool
+		want      string
+	}{
+		{"truncated", "nginx", good[:30], true, ReasonTruncated},
+		{"unknown source", "gopher", good, false, ReasonUnknownSource},
+		{"wrong format", "nginx", `{"msg":"a json line to the nginx parser"}`, false, ReasonMalformed},
+		{"1 MB line", "nginx", strings.Repeat("a", 1<<20), false, ReasonTooLong},
+		{"binary garbage", "nginx", "\x16\x03\x01\x00\xa5\x01\x00\x00", false, ReasonBinary},
+		{"invalid UTF-8", "nginx", "caf\xe9 \xff\xfe not a log", false, ReasonInvalidUTF8},
+		{"JSON bomb", "envoy", strings.Repeat(`{"a":`, 5000), false, ReasonTooDeep},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := NewNormalize("events", "dlq", nil)
+			goodRec := rawRec(t, "nginx", good, 0, false)
+			bad := rawRec(t, tt.source, tt.line, 100, tt.truncated)
+			out, err := h.Handle(t.Context(), []*kgo.Record{goodRec, bad, rawRec(t, "nginx", good, 200, false)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out) != 3 || out[0].Topic != "events" || out[2].Topic != "events" {
+				t.Fatalf("the good lines around the bad one were not kept: %d records", len(out))
+			}
+			d := out[1]
+			if d.Topic != "dlq" || string(d.Value) != tt.line {
+				t.Fatalf("bad line not dead-lettered with its raw bytes")
+			}
+			if got := Header(d, HeaderDLQClass); got != tt.want {
+				t.Errorf("class %q, want %q (reason %q)", got, tt.want, Header(d, HeaderDLQReason))
+			}
+			if got := testutil.ToFloat64(h.dlq.WithLabelValues(tt.want)); got != 1 {
+				t.Errorf("trailwatch_normalize_dlq_total{reason=%q} = %v, want 1", tt.want, got)
+			}
+		})
 	}
 }
 
