@@ -28,13 +28,20 @@ type Spec struct {
 
 // constructors is the one place that maps source types to parsers.
 var constructors = map[string]func(Spec) (Normalizer, error){
-	"apache":  NewApacheSpec,
-	"caddy":   NewCaddySpec,
-	"envoy":   NewEnvoySpec,
-	"haproxy": NewHAProxySpec,
-	"kong":    NewKongSpec,
-	"nginx":   newNginxSpec,
-	"traefik": NewTraefikSpec,
+	"apache":         NewApacheSpec,
+	"aws_alb":        NewAWSALBSpec,
+	"aws_apigateway": NewAWSAPIGatewaySpec,
+	"aws_elb":        NewAWSELBSpec,
+	"caddy":          NewCaddySpec,
+	"cloudtrail":     NewCloudTrailSpec,
+	"ecs":            NewECSSpec,
+	"envoy":          NewEnvoySpec,
+	"gcp_audit":      NewGCPAuditSpec,
+	"haproxy":        NewHAProxySpec,
+	"kong":           NewKongSpec,
+	"nginx":          newNginxSpec,
+	"regex":          NewRegexSpec,
+	"traefik":        NewTraefikSpec,
 }
 
 // Build returns the normalizer a spec describes. An unknown type is an error
