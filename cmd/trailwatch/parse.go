@@ -23,6 +23,10 @@ func cmdParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			"Sources: "+strings.Join(normalize.Sources(), ", "), stdout, stderr)
 	source := fs.String("source", "", "normalizer to use (required)")
 	format := fs.String("format", "", "format variant or custom format string of the source (e.g. an nginx log_format)")
+	pattern := fs.String("pattern", "", "regex source: the pattern, with named groups")
+	fields := fs.StringToString("fields", nil, "regex source: named group=ECS field, comma-separated")
+	timeLayout := fs.String("time-layout", "", "regex source: Go time layout of the timestamp group")
+	whole := fs.Bool("whole", false, "stdin is one record (a CloudTrail {\"Records\":[…]} file, gzip'd or not), not one record per line")
 	origin := fs.String("origin", "stdin", "origin recorded in trailwatch.raw.origin")
 	quiet := fs.BoolP("quiet", "q", false, "do not report each bad line, only the totals")
 	if err := parseFlags(fs, args); err != nil {
@@ -32,9 +36,12 @@ func cmdParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintln(stderr, "trailwatch parse: --source is required; one of:", strings.Join(normalize.Sources(), ", "))
 		return errUsage
 	}
-	n, err := normalize.Build(normalize.Spec{Type: *source, Format: *format})
+	n, err := normalize.Build(normalize.Spec{Type: *source, Format: *format, Pattern: *pattern, Fields: *fields, TimeLayout: *timeLayout})
 	if err != nil {
 		return err
+	}
+	if *whole {
+		return parseWhole(n, *source, *origin, stdin, stdout, stderr)
 	}
 	sc := bufio.NewScanner(stdin)
 	sc.Buffer(make([]byte, 64<<10), maxParseLine)
@@ -76,5 +83,37 @@ func cmdParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return fmt.Errorf("read stdin at line %d: %w", lines+1, err)
 	}
 	fmt.Fprintf(stderr, "parsed %d lines: %d events, %d unparseable\n", lines, events, bad)
+	return nil
+}
+
+// maxWholeRecord bounds `parse --whole` input, like the S3 collector's
+// object mode.
+const maxWholeRecord = 256 << 20
+
+// parseWhole normalizes all of stdin as one record.
+func parseWhole(n normalize.Normalizer, source, origin string, stdin io.Reader, stdout, stderr io.Writer) error {
+	data, err := io.ReadAll(io.LimitReader(stdin, maxWholeRecord+1))
+	if err != nil {
+		return fmt.Errorf("read stdin: %w", err)
+	}
+	if len(data) > maxWholeRecord {
+		return fmt.Errorf("stdin is over the %d-byte limit of --whole", maxWholeRecord)
+	}
+	rec := ingest.Record{Data: data, Source: source, Collector: "parse", Origin: origin, Observed: time.Now().UTC()}
+	evs, err := n.Normalize(nil, &rec)
+	if err != nil {
+		fmt.Fprintf(stderr, "record: %v\nparsed 1 record: 0 events, 1 unparseable\n", err)
+		return nil
+	}
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	var buf []byte
+	for i := range evs {
+		buf = append(normalize.AppendEvent(buf[:0], &evs[i]), '\n')
+		if _, err := w.Write(buf); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	fmt.Fprintf(stderr, "parsed 1 record: %d events, 0 unparseable\n", len(evs))
 	return nil
 }
