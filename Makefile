@@ -24,6 +24,8 @@ lint:
 
 rules-test:
 	$(GO) test -count=1 ./rules/...
+	$(GO) run ./cmd/trailwatch rules lint rules
+	$(GO) run ./cmd/trailwatch rules test rules
 
 bench:
 	bash scripts/bench.sh

@@ -28,6 +28,8 @@ type command struct {
 var commands = []command{
 	{"run", "run the pipeline (embedded broker and demo logs by default)", cmdRun},
 	{"parse", "parse raw log lines from stdin into ECS JSON events on stdout", cmdParse},
+	{"rules", "test and lint detection rules (rules test|lint [DIR…])", cmdRules},
+	{"hunt", "run rules over raw log files in event time, without Kafka; alerts as NDJSON", cmdHunt},
 	{"version", "print the version", cmdVersion},
 }
 

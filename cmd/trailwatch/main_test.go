@@ -276,8 +276,27 @@ func TestEmbeddedDemo(t *testing.T) {
 	if got := bytes.Count(events, []byte("\n")); got != want {
 		t.Errorf("events.ndjson has %d lines, the demo log %d", got, want)
 	}
-	if _, err := os.Stat(filepath.Join(data, "output", "alerts.ndjson")); err != nil {
-		t.Error(err)
+	alertsFile, err := os.ReadFile(filepath.Join(data, "output", "alerts.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Threshold alerts' ids depend only on rule, group and window start, so
+	// hunting the same file offline raises the same alerts, same ids.
+	hunted := huntAlertIDs(t, "rules", "testdata/demo/access.log")
+	for _, line := range strings.Split(strings.TrimSpace(string(alertsFile)), "\n") {
+		var a struct {
+			Event struct{ ID string }
+			Rule  struct{ ID string }
+		}
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			t.Fatalf("alerts.ndjson: %v", err)
+		}
+		if a.Rule.ID == "sensitive-path-success" {
+			continue // windowless: its id includes the event id, which includes the file's inode
+		}
+		if hunted[a.Rule.ID] != a.Event.ID {
+			t.Errorf("%s: pipeline alert id %s, hunt %s", a.Rule.ID, a.Event.ID, hunted[a.Rule.ID])
+		}
 	}
 }
 
@@ -313,4 +332,91 @@ func (w *lineWatcher) snapshot() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
+}
+
+func TestRulesTestAndLint(t *testing.T) {
+	code, out, errs := runCmd(t, t.Context(), "", "rules", "test", "../../rules")
+	if code != 0 || !strings.Contains(out, " 0 failed") {
+		t.Errorf("shipped rules: exit %d\n%s%s", code, out, errs)
+	}
+	dir := t.TempDir()
+	failing := `id: strict
+title: Strict
+severity: low
+where: http.response.status_code == 500
+tests:
+  - name: expects an alert that never comes
+    events: [{http.response.status_code: 200}]
+    expect: [{count: 1}]
+`
+	if err := os.WriteFile(filepath.Join(dir, "strict.yaml"), []byte(failing), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCmd(t, t.Context(), "", "rules", "test", dir)
+	if code != 1 || !strings.Contains(out, "FAIL strict") || !strings.Contains(out, "1 failed") {
+		t.Errorf("failing test: exit %d\n%s", code, out)
+	}
+	if code, out, _ := runCmd(t, t.Context(), "", "rules", "lint", dir); code != 0 || !strings.Contains(out, "1 rules ok") {
+		t.Errorf("lint of a valid file: exit %d %s", code, out)
+	}
+	bad := "id: typo\ntitle: Typo\nseverity: low\nwhere: http.respone.status_code == 500\n"
+	if err := os.WriteFile(filepath.Join(dir, "typo.yaml"), []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runCmd(t, t.Context(), "", "rules", "lint", dir)
+	if code != 1 || !strings.Contains(errs, "typo.yaml:4:") {
+		t.Errorf("lint of a bad file: exit %d, want 1 naming typo.yaml:4: %s", code, errs)
+	}
+}
+
+// TestHuntMatchesThePipeline runs hunt over the demo log: the same three
+// alerts the live pipeline raises, with the same deterministic ids.
+func TestHuntMatchesThePipeline(t *testing.T) {
+	code, out, errs := runCmd(t, t.Context(), "", "hunt", "--source", "nginx", "--rules", "../../rules", "--key-file", filepath.Join(t.TempDir(), "none"), "../../testdata/demo/access.log")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	rules := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var a struct {
+			Event struct{ ID, Kind string }
+			Rule  struct{ ID string }
+		}
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			t.Fatalf("not NDJSON: %q", line)
+		}
+		if a.Event.Kind != "alert" {
+			t.Errorf("event.kind %q", a.Event.Kind)
+		}
+		rules[a.Rule.ID] = a.Event.ID
+	}
+	for _, id := range []string{"auth-bruteforce", "admin-probe", "sensitive-path-success"} {
+		if rules[id] == "" {
+			t.Errorf("hunt raised no %s alert: %v", id, rules)
+		}
+	}
+	if !strings.Contains(errs, "514 lines, 514 events, 0 unparseable, 3 alerts") {
+		t.Errorf("summary: %s", errs)
+	}
+}
+
+// huntAlertIDs runs hunt over the demo log and returns alert id by rule.
+func huntAlertIDs(t *testing.T, rulesDir, logPath string) map[string]string {
+	t.Helper()
+	code, out, errs := runCmd(t, t.Context(), "", "hunt", "--source", "nginx", "--rules", rulesDir, "--key-file", filepath.Join(t.TempDir(), "none"), logPath)
+	if code != 0 {
+		t.Fatalf("hunt exit %d: %s", code, errs)
+	}
+	ids := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var a struct {
+			Event struct{ ID string }
+			Rule  struct{ ID string }
+		}
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			t.Fatalf("not NDJSON: %q", line)
+		}
+		ids[a.Rule.ID] = a.Event.ID
+	}
+	return ids
 }

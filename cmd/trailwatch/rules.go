@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/trailwatch/trailwatch/detect"
+	"github.com/trailwatch/trailwatch/detect/ruletest"
+)
+
+// errTestsFailed makes `rules test` exit 1 after printing its report.
+var errTestsFailed = errors.New("rule tests failed")
+
+func cmdRules(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	usage := func(w io.Writer) {
+		fmt.Fprintln(w, "Usage: trailwatch rules <test|lint> [DIR|FILE…]")
+		fmt.Fprintln(w, "\n  test   load the rules and run every rule's inline tests (default dir: rules)")
+		fmt.Fprintln(w, "  lint   load and type-check the rules without running them")
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	switch args[0] {
+	case "test":
+		return rulesTest(args[1:], stdout, stderr)
+	case "lint":
+		return rulesLint(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "trailwatch rules: unknown subcommand %q\n", args[0])
+	usage(stderr)
+	return errUsage
+}
+
+// loadRules loads the rule dirs or files named on the command line
+// (default: rules/), all-or-nothing.
+func loadRules(name, synopsis string, args []string, stdout, stderr io.Writer) (*detect.RuleSet, bool, error) {
+	fs := newFlags(name, synopsis, stdout, stderr)
+	verbose := fs.BoolP("verbose", "v", false, "list every test, not only failures")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, false, err
+	}
+	paths := fs.Args()
+	if len(paths) == 0 {
+		paths = []string{"rules"}
+	}
+	rs, err := detect.LoadDir(paths...)
+	if err != nil {
+		return nil, false, err
+	}
+	return rs, *verbose, nil
+}
+
+func rulesLint(args []string, stdout, stderr io.Writer) error {
+	rs, _, err := loadRules("rules lint [DIR|FILE…]", "Load and type-check rule files; report every problem with file:line:col.", args, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	tests := 0
+	for _, r := range rs.Rules() {
+		tests += len(r.Tests)
+	}
+	fmt.Fprintf(stdout, "%d rules ok (%d tests not run)\n", rs.Len(), tests)
+	return nil
+}
+
+func rulesTest(args []string, stdout, stderr io.Writer) error {
+	rs, verbose, err := loadRules("rules test [DIR|FILE…]", "Run every rule's inline tests; print a want/got diff for each failure.", args, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	results := ruletest.Run(rs)
+	failed := 0
+	for _, r := range results {
+		if !r.Passed() {
+			failed++
+			fmt.Fprintln(stdout, r.String())
+		} else if verbose {
+			fmt.Fprintln(stdout, r.String())
+		}
+	}
+	untested := 0
+	for _, r := range rs.Rules() {
+		if len(r.Tests) == 0 {
+			untested++
+		}
+	}
+	fmt.Fprintf(stdout, "%d rules, %d tests: %d passed, %d failed", rs.Len(), len(results), len(results)-failed, failed)
+	if untested > 0 {
+		fmt.Fprintf(stdout, " (%d rules without tests)", untested)
+	}
+	fmt.Fprintln(stdout)
+	if failed > 0 {
+		return errTestsFailed
+	}
+	return nil
+}
