@@ -15,11 +15,7 @@ import (
 // a collector checkpoint. out counts acknowledged records and may be nil.
 func CollectEmit(cl *kgo.Client, topic string, out prometheus.Counter) ingest.Emit {
 	return func(ctx context.Context, recs []ingest.Record) error {
-		krs := make([]*kgo.Record, len(recs))
-		for i := range recs {
-			krs[i] = RawRecord(topic, &recs[i])
-		}
-		if err := pipeline.Produce(ctx, cl, krs); err != nil {
+		if err := pipeline.Produce(ctx, cl, RawRecords(topic, recs)); err != nil {
 			return err
 		}
 		if out != nil {

@@ -26,25 +26,71 @@ const (
 // value, provenance as headers, the origin as key so one file's lines stay
 // in order on one partition.
 func RawRecord(topic string, r *ingest.Record) *kgo.Record {
-	kr := &kgo.Record{
-		Topic:     topic,
-		Key:       []byte(r.Origin),
-		Value:     r.Data,
-		Timestamp: r.Observed,
-		Headers: []kgo.RecordHeader{
-			{Key: ingest.HeaderSource, Value: []byte(r.Source)},
-			{Key: ingest.HeaderCollector, Value: []byte(r.Collector)},
-			{Key: ingest.HeaderHost, Value: []byte(r.Host)},
-			{Key: ingest.HeaderOrigin, Value: []byte(r.Origin)},
-			{Key: ingest.HeaderStream, Value: []byte(r.Stream)},
-			{Key: ingest.HeaderOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
-			{Key: ingest.HeaderObserved, Value: r.Observed.UTC().AppendFormat(nil, time.RFC3339Nano)},
-		},
+	return RawRecords(topic, []ingest.Record{*r})[0]
+}
+
+// rawHeaders is the most headers RawRecord sets on one record.
+const rawHeaders = 8
+
+// RawRecords encodes recs like RawRecord, for a whole batch at once: the
+// records and their headers are allocated together, and header values
+// equal to the previous record's (a batch normally holds lines of one
+// file, read at one time) share its bytes. The returned records must be
+// treated as read-only, as kgo does.
+func RawRecords(topic string, recs []ingest.Record) []*kgo.Record {
+	krs := make([]*kgo.Record, len(recs))
+	slab := make([]kgo.Record, len(recs))
+	hdrs := make([]kgo.RecordHeader, 0, len(recs)*(rawHeaders-1))
+	nums := make([]byte, 0, len(recs)*8)
+	var (
+		prev                                            *ingest.Record
+		source, collector, host, origin, stream, observ []byte
+	)
+	for i := range recs {
+		r := &recs[i]
+		first := prev == nil
+		if first || !r.Observed.Equal(prev.Observed) {
+			observ = r.Observed.UTC().AppendFormat(nil, time.RFC3339Nano)
+		}
+		if first || r.Source != prev.Source {
+			source = []byte(r.Source)
+		}
+		if first || r.Collector != prev.Collector {
+			collector = []byte(r.Collector)
+		}
+		if first || r.Host != prev.Host {
+			host = []byte(r.Host)
+		}
+		if first || r.Origin != prev.Origin {
+			origin = []byte(r.Origin)
+		}
+		if first || r.Stream != prev.Stream {
+			stream = []byte(r.Stream)
+		}
+		prev = r
+		at := len(nums)
+		nums = strconv.AppendInt(nums, r.Offset, 10)
+		start := len(hdrs)
+		hdrs = append(hdrs,
+			kgo.RecordHeader{Key: ingest.HeaderSource, Value: source},
+			kgo.RecordHeader{Key: ingest.HeaderCollector, Value: collector},
+			kgo.RecordHeader{Key: ingest.HeaderHost, Value: host},
+			kgo.RecordHeader{Key: ingest.HeaderOrigin, Value: origin},
+			kgo.RecordHeader{Key: ingest.HeaderStream, Value: stream},
+			kgo.RecordHeader{Key: ingest.HeaderOffset, Value: nums[at:len(nums):len(nums)]},
+			kgo.RecordHeader{Key: ingest.HeaderObserved, Value: observ},
+		)
+		if r.Truncated {
+			hdrs = append(hdrs, kgo.RecordHeader{Key: ingest.HeaderTruncated, Value: []byte("true")})
+		}
+		kr := &slab[i]
+		kr.Topic, kr.Key, kr.Value, kr.Timestamp = topic, origin, r.Data, r.Observed
+		// Capped, so a caller appending a header copies instead of
+		// overwriting the next record's.
+		kr.Headers = hdrs[start:len(hdrs):len(hdrs)]
+		krs[i] = kr
 	}
-	if r.Truncated {
-		kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: ingest.HeaderTruncated, Value: []byte("true")})
-	}
-	return kr
+	return krs
 }
 
 // DecodeRaw rebuilds the collected record from a raw-topic record.
