@@ -56,8 +56,14 @@ import (
 // HAProxy's "#XX" escapes in the request line and headers are decoded.
 // HAProxy is safe for concurrent use.
 type HAProxy struct {
-	reqHeaders  map[int]string // 1-based position → lower-case name
-	respHeaders map[int]string
+	reqHeaders  []haHeader // index: 1-based capture position
+	respHeaders []haHeader
+}
+
+// haHeader is a named capture: its lower-case name and, computed once, the
+// trailwatch.extra key a value without an ECS field is stored under.
+type haHeader struct {
+	name, key string
 }
 
 // NewHAProxy returns the HAProxy log normalizer with unnamed captures.
@@ -81,14 +87,15 @@ func NewHAProxySpec(s Spec) (Normalizer, error) {
 			problems = append(problems, fmt.Sprintf("fields.%s: want request.N or response.N naming a header", k))
 			continue
 		}
-		m := &h.reqHeaders
+		hs := &h.reqHeaders
 		if dir == "response" {
-			m = &h.respHeaders
+			hs = &h.respHeaders
 		}
-		if *m == nil {
-			*m = make(map[int]string)
+		if len(*hs) <= n {
+			*hs = append(*hs, make([]haHeader, n+1-len(*hs))...)
 		}
-		(*m)[n] = strings.ToLower(v)
+		name := strings.ToLower(v)
+		(*hs)[n] = haHeader{name: name, key: "haproxy.http." + dir + ".headers." + name}
 	}
 	if problems != nil {
 		return nil, fmt.Errorf("%s", strings.Join(problems, "; "))
@@ -114,12 +121,57 @@ func (h *HAProxy) Normalize(dst []schema.Event, rec *ingest.Record) ([]schema.Ev
 	line, invalid := gwValid(string(data))
 	dst = append(dst, schema.Event{})
 	ev := &dst[len(dst)-1]
-	if err := h.parse(ev, line); err != nil {
+	var x haExtras
+	if err := h.parse(ev, &x, line); err != nil {
 		*ev = schema.Event{}
 		return dst[:len(dst)-1], err
 	}
-	gwFinish(ev, rec, "haproxy", "haproxy.log", "haproxy", invalid)
+	ev.Trailwatch.Extra = x.build()
+	if ev.Event.Category == nil {
+		pxFinish(ev, rec, "haproxy", "haproxy.log", "haproxy", "web", "access", invalid)
+	} else {
+		pxFinish(ev, rec, "haproxy", "haproxy.log", "haproxy", "network", "connection", invalid)
+	}
 	return dst, nil
+}
+
+// haExtras collects a line's trailwatch.extra entries on the stack so the
+// map is made once, at its final size, when the line has parsed: a typical
+// HTTP line has 13 entries, which would otherwise grow the map mid-line.
+type haExtras struct {
+	n    int
+	kv   [24][2]string
+	more [][2]string // past len(kv): many named captures
+}
+
+// add stores v under key unless v is empty or "-", like gwExtra.
+func (x *haExtras) add(key, v string) {
+	if v == "" || v == "-" {
+		return
+	}
+	x.set(key, v)
+}
+
+// set stores v under key as is.
+func (x *haExtras) set(key, v string) {
+	if x.n < len(x.kv) {
+		x.kv[x.n] = [2]string{key, v}
+		x.n++
+		return
+	}
+	x.more = append(x.more, [2]string{key, v})
+}
+
+// build returns the map, later entries winning over earlier ones.
+func (x *haExtras) build() map[string]string {
+	m := make(map[string]string, x.n+len(x.more))
+	for _, e := range x.kv[:x.n] {
+		m[e[0]] = e[1]
+	}
+	for _, e := range x.more {
+		m[e[0]] = e[1]
+	}
+	return m
 }
 
 // haScan is a cursor over one line.
@@ -183,7 +235,15 @@ func (c *haScan) syslogHeader() (host string, err error) {
 	return host, nil
 }
 
-func (h *HAProxy) parse(ev *schema.Event, line string) error {
+// haTimerKeys name the HTTP timers TR/Tw/Tc/Tr/Ta and the TCP timers
+// Tw/Tc/Tt; "" is the total, which becomes event.duration.
+var (
+	haTimerKeys = [...]string{"haproxy.http.request.time_wait_ms", "haproxy.total_waiting_time_ms", "haproxy.connection_wait_time_ms", "haproxy.http.request.time_wait_without_data_ms", ""}
+	haTCPKeys   = [...]string{"haproxy.total_waiting_time_ms", "haproxy.connection_wait_time_ms", ""}
+	haConnKeys  = [...]string{"haproxy.connections.active", "haproxy.connections.frontend", "haproxy.connections.backend", "haproxy.connections.server", "haproxy.connections.retries"}
+)
+
+func (h *HAProxy) parse(ev *schema.Event, x *haExtras, line string) error {
 	c := haScan{s: line}
 	host, err := c.syslogHeader()
 	if err != nil {
@@ -193,15 +253,12 @@ func (h *HAProxy) parse(ev *schema.Event, line string) error {
 		ev.Observer.Hostname = host
 	}
 	ev.Observer.Vendor, ev.Observer.Product, ev.Observer.Type = "HAProxy", "haproxy", "proxy"
-	// 14 entries fit a 16-slot table: a typical HTTP line has 13.
-	ev.Trailwatch.Extra = make(map[string]string, 14)
-
 	start := c.i
 	client, err := c.word("client")
 	if err != nil {
 		return err
 	}
-	gwSetEndpoint(&ev.Source, client)
+	pxSetEndpoint(&ev.Source, client)
 	if ev.Source.IP == "" && !strings.HasPrefix(client, "unix") {
 		return haproxyErr(start, "client", fmt.Sprintf("not an HTTP or TCP log line (no ip:port first, got %.40q)", client))
 	}
@@ -231,9 +288,9 @@ func (h *HAProxy) parse(ev *schema.Event, line string) error {
 	}
 	if n, ok := strings.CutSuffix(fe, "~"); ok {
 		fe = n
-		gwExtra(ev, "haproxy.ssl", "true")
+		x.add("haproxy.ssl", "true")
 	}
-	gwExtra(ev, "haproxy.frontend_name", fe)
+	x.add("haproxy.frontend_name", fe)
 	bs, err := c.word("backend_name/server_name")
 	if err != nil {
 		return err
@@ -242,9 +299,9 @@ func (h *HAProxy) parse(ev *schema.Event, line string) error {
 	if !ok {
 		return haproxyErr(c.i-len(bs)-1, "backend_name/server_name", "missing '/'")
 	}
-	gwExtra(ev, "haproxy.backend_name", be)
+	x.add("haproxy.backend_name", be)
 	if srv != "<NOSRV>" {
-		gwExtra(ev, "haproxy.server_name", srv)
+		x.add("haproxy.server_name", srv)
 	}
 
 	timersAt := c.i
@@ -269,10 +326,10 @@ func (h *HAProxy) parse(ev *schema.Event, line string) error {
 	var timerKeys []string
 	switch nt {
 	case 5:
-		timerKeys = []string{"haproxy.http.request.time_wait_ms", "haproxy.total_waiting_time_ms", "haproxy.connection_wait_time_ms", "haproxy.http.request.time_wait_without_data_ms", ""}
+		timerKeys = haTimerKeys[:]
 	case 3:
-		timerKeys = []string{"haproxy.total_waiting_time_ms", "haproxy.connection_wait_time_ms", ""}
-		ev.Trailwatch.Extra["haproxy.mode"] = "tcp"
+		timerKeys = haTCPKeys[:]
+		x.set("haproxy.mode", "tcp")
 	default:
 		return haproxyErr(timersAt, "timers", fmt.Sprintf("want TR/Tw/Tc/Tr/Ta or Tw/Tc/Tt, got %.40q", timers))
 	}
@@ -288,7 +345,7 @@ func (h *HAProxy) parse(ev *schema.Event, line string) error {
 		if timerKeys[k] == "" {
 			ev.Event.Duration = int64(ms) * int64(time.Millisecond)
 		} else {
-			ev.Trailwatch.Extra[timerKeys[k]] = v
+			x.set(timerKeys[k], v)
 		}
 	}
 	httpMode := nt == 5
@@ -328,22 +385,22 @@ func (h *HAProxy) parse(ev *schema.Event, line string) error {
 		if err != nil {
 			return err
 		}
-		gwExtra(ev, "haproxy.http.request.captured_cookie", cc)
-		gwExtra(ev, "haproxy.http.response.captured_cookie", cs)
+		x.add("haproxy.http.request.captured_cookie", cc)
+		x.add("haproxy.http.response.captured_cookie", cs)
 		ApplyCredential(ev, cc)
 	}
 	ts, err := c.word("termination_state")
 	if err != nil {
 		return err
 	}
-	gwExtra(ev, "haproxy.termination_state", ts)
+	x.add("haproxy.termination_state", ts)
 
 	connsAt := c.i
 	conns, err := c.word("connections")
 	if err != nil {
 		return err
 	}
-	connKeys := [...]string{"haproxy.connections.active", "haproxy.connections.frontend", "haproxy.connections.backend", "haproxy.connections.server", "haproxy.connections.retries"}
+	connKeys := &haConnKeys
 	k := 0
 	for rest := conns; k < len(connKeys); k++ {
 		v, r, more := strings.Cut(rest, "/")
@@ -352,7 +409,7 @@ func (h *HAProxy) parse(ev *schema.Event, line string) error {
 			return haproxyErr(connsAt, "connections", fmt.Sprintf("want ac/fc/bc/sc/rc, got %.40q", conns))
 		}
 		if k < 4 || v != "0" {
-			ev.Trailwatch.Extra[connKeys[k]] = v
+			x.set(connKeys[k], v)
 		}
 		if !more {
 			k++
@@ -378,15 +435,14 @@ func (h *HAProxy) parse(ev *schema.Event, line string) error {
 	// Retries and queue positions are almost always 0: stored only when not,
 	// which keeps the per-event map small (absent means 0).
 	if sq != "0" {
-		ev.Trailwatch.Extra["haproxy.server_queue"] = sq
+		x.set("haproxy.server_queue", sq)
 	}
 	if bq != "0" {
-		ev.Trailwatch.Extra["haproxy.backend_queue"] = bq
+		x.set("haproxy.backend_queue", bq)
 	}
 
 	if !httpMode {
-		ev.Event.Category = []string{"network"}
-		ev.Event.Type = []string{"connection"}
+		ev.Event.Category = haTCP[:] // replaced by pxFinish's own slices
 		if c.i < len(c.s) {
 			return haproxyErr(c.i, "end of tcplog line", "unexpected trailing data")
 		}
@@ -413,10 +469,10 @@ func (h *HAProxy) parse(ev *schema.Event, line string) error {
 		}
 	}
 	if nb > 0 {
-		h.captures(ev, blocks[0], h.reqHeaders, "request")
+		h.captures(ev, x, blocks[0], h.reqHeaders, true)
 	}
 	if nb > 1 {
-		h.captures(ev, blocks[1], h.respHeaders, "response")
+		h.captures(ev, x, blocks[1], h.respHeaders, false)
 	}
 
 	// "GET /index.html HTTP/1.1", possibly truncated without its closing quote.
@@ -431,23 +487,33 @@ func (h *HAProxy) parse(ev *schema.Event, line string) error {
 	return nil
 }
 
-// captures maps one {a|b|c} block.
-func (h *HAProxy) captures(ev *schema.Event, block string, names map[int]string, dir string) {
+// haTCP marks a tcplog event until pxFinish classifies it.
+var haTCP = [1]string{"network"}
+
+// captures maps one {a|b|c} block of request (or response) captures.
+func (h *HAProxy) captures(ev *schema.Event, x *haExtras, block string, names []haHeader, request bool) {
 	if block == "" {
 		return
 	}
-	gwExtra(ev, "haproxy.http."+dir+".captured_headers", block)
+	if request {
+		x.add("haproxy.http.request.captured_headers", block)
+	} else {
+		x.add("haproxy.http.response.captured_headers", block)
+	}
 	pos := 0
 	for rest := block; ; {
 		v, r, more := strings.Cut(rest, "|")
 		pos++
 		v = haDecode(v)
-		name := names[pos]
+		var hd haHeader
+		if pos < len(names) {
+			hd = names[pos]
+		}
 		if v != "" {
-			if dir == "request" {
-				haRequestHeader(ev, name, v)
-			} else if name != "" {
-				gwExtra(ev, "haproxy.http.response.headers."+name, v)
+			if request {
+				haRequestHeader(ev, x, hd, v)
+			} else if hd.name != "" {
+				x.add(hd.key, v)
 			}
 		}
 		if !more {
@@ -459,17 +525,17 @@ func (h *HAProxy) captures(ev *schema.Event, block string, names map[int]string,
 
 // haRequestHeader maps one captured request header value; name is "" for
 // an unnamed capture.
-func haRequestHeader(ev *schema.Event, name, v string) {
-	switch name {
+func haRequestHeader(ev *schema.Event, x *haExtras, hd haHeader, v string) {
+	switch hd.name {
 	case "":
 		if !ApplyCredential(ev, v) && ev.Client.IP == "" && haIPList(v) {
-			gwSetXFF(ev, v)
+			pxSetXFF(ev, v)
 		}
 	case "x-forwarded-for":
-		gwSetXFF(ev, v)
+		pxSetXFF(ev, v)
 	case "x-real-ip", "true-client-ip", "cf-connecting-ip":
 		if ev.Client.IP == "" {
-			gwSetXFF(ev, v)
+			pxSetXFF(ev, v)
 		}
 	case "x-request-id", "x-correlation-id":
 		ev.HTTP.Request.ID = v
@@ -482,7 +548,7 @@ func haRequestHeader(ev *schema.Event, name, v string) {
 	case "authorization", "proxy-authorization", "x-api-key", "apikey", "api-key", "cookie":
 		ApplyCredential(ev, v)
 	default:
-		gwExtra(ev, "haproxy.http.request.headers."+name, v)
+		x.add(hd.key, v)
 	}
 }
 
@@ -490,7 +556,11 @@ func haRequestHeader(ev *schema.Event, name, v string) {
 func haIPList(v string) bool {
 	for rest := v; ; {
 		a, r, more := strings.Cut(rest, ",")
-		if _, err := netip.ParseAddr(strings.TrimSpace(a)); err != nil {
+		a = strings.TrimSpace(a)
+		if !pxMaybeIP(a) {
+			return false // spares ParseAddr's error allocation
+		}
+		if _, err := netip.ParseAddr(a); err != nil {
 			return false
 		}
 		if !more {
@@ -581,4 +651,142 @@ func parseHAProxyDate(v string) (time.Time, bool) {
 		nsec = f
 	}
 	return time.Date(year, month, day, hour, minute, sec, nsec, time.UTC), true
+}
+
+// pxMaybeIP is a cheap filter run before netip.ParseAddr where most values
+// are not addresses (its error costs an allocation): an IPv4 address is
+// digits and dots, anything else must hold a ':' to be IPv6.
+func pxMaybeIP(s string) bool {
+	if len(s) < 2 {
+		return false
+	}
+	if strings.IndexByte(s, ':') >= 0 {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// pxSetEndpoint is gwSetEndpoint with a fast path for "a.b.c.d" and
+// "a.b.c.d:port": the IP is then a substring of the line (netip refuses
+// leading zeros, so an IPv4 address prints exactly as written) and no
+// error is built for the forms that do not match. Everything else goes to
+// gwSetEndpoint, so the result is the same.
+func pxSetEndpoint(e *schema.Endpoint, addr string) {
+	host, port := addr, ""
+	if c := strings.IndexByte(addr, ':'); c >= 0 {
+		host, port = addr[:c], addr[c+1:]
+		if len(port) == 0 || len(port) > 5 || strings.IndexByte(port, ':') >= 0 {
+			pxSetEndpoint6(e, addr)
+			return
+		}
+	}
+	if len(host) < 7 || !pxMaybeIP(host) {
+		gwSetEndpoint(e, addr)
+		return
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.Is4() {
+		gwSetEndpoint(e, addr)
+		return
+	}
+	if port == "" {
+		e.Address, e.IP = addr, host
+		return
+	}
+	p, ok := digits(port)
+	if !ok || p > 65535 {
+		gwSetEndpoint(e, addr)
+		return
+	}
+	e.IP, e.Port, e.Address = host, p, host
+}
+
+// pxSetEndpoint6 handles HAProxy's bracketless "v6:port" with a 5-digit
+// port, which cannot parse as a whole address (a hex group has at most 4
+// digits), as gwSetEndpoint's last resort does, without its two failed
+// parses; anything else goes to gwSetEndpoint.
+func pxSetEndpoint6(e *schema.Endpoint, addr string) {
+	c := strings.LastIndexByte(addr, ':')
+	host, port := addr[:c], addr[c+1:]
+	p, ok := digits(port)
+	if len(port) != 5 || !ok || p > 65535 || addr[0] == '[' || strings.IndexByte(addr, '%') >= 0 {
+		gwSetEndpoint(e, addr)
+		return
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		gwSetEndpoint(e, addr)
+		return
+	}
+	ip = ip.Unmap()
+	var buf [64]byte
+	if b := ip.AppendTo(buf[:0]); string(b) != host {
+		host = string(b)
+	}
+	e.IP, e.Port, e.Address = host, p, host
+}
+
+// pxFinish is gwFinish for the line-format proxies, with the fixed arrays
+// (category, type, related.ip, related.user) in one allocation; capacities
+// are clipped so a later append copies instead of overwriting a neighbour.
+func pxFinish(ev *schema.Event, rec *ingest.Record, source, dataset, module, category, typ string, invalid bool) {
+	arr := &[6]string{category, typ}
+	ev.Event.Kind = "event"
+	ev.Event.Category = arr[0:1:1]
+	ev.Event.Type = arr[1:2:2]
+	ev.Event.Dataset = dataset
+	ev.Event.Module = module
+	if ev.Event.Outcome == "" {
+		switch st := ev.HTTP.Response.StatusCode; {
+		case st == 0:
+			ev.Event.Outcome = "unknown"
+		case st < 400:
+			ev.Event.Outcome = "success"
+		default:
+			ev.Event.Outcome = "failure"
+		}
+	}
+	ev.Event.ID = rec.ID()
+	ev.Trailwatch.Source = source
+	ev.Trailwatch.Raw = schema.RawRef{Origin: rec.Origin, Offset: rec.Offset, Collector: rec.Collector}
+	ips := arr[2:2:5]
+	for _, ip := range [...]string{ev.Source.IP, ev.Client.IP, ev.Destination.IP} {
+		if ip != "" && !containsStr(ips, ip) {
+			ips = append(ips, ip)
+		}
+	}
+	if len(ips) > 0 {
+		ev.Related.IP = ips[:len(ips):len(ips)]
+	}
+	if ev.User.Name != "" {
+		arr[5] = ev.User.Name
+		ev.Related.User = arr[5:6:6]
+	}
+	if invalid {
+		ev.Tags = append(ev.Tags, TagInvalidUTF8)
+	}
+	ev.Trailwatch.Actor = ev.ActorKey()
+}
+
+// pxSetXFF is gwSetXFF without the allocations for an IPv4 first address,
+// which is then a substring of the line.
+func pxSetXFF(ev *schema.Event, xff string) {
+	first, _, _ := strings.Cut(xff, ",")
+	first = strings.TrimSpace(first)
+	if strings.IndexByte(first, ':') >= 0 || !pxMaybeIP(first) {
+		gwSetXFF(ev, xff)
+		return
+	}
+	if _, err := netip.ParseAddr(first); err != nil {
+		return // gwSetXFF ignores a value that is not an address
+	}
+	ev.Client.IP, ev.Client.Address = first, first
+	if ev.Source.IP == "" && ev.Source.Address == "" {
+		ev.Source.IP, ev.Source.Address = first, first
+	}
 }

@@ -163,8 +163,8 @@ func (st *lfState) apply(f *lfField, raw string) string {
 		}
 		ev.HTTP.Response.StatusCode = n
 	case lfBodyBytes, lfBytesSent, lfRequestLength:
-		n, ok := lfScaled(raw, 1)
-		if !ok || strings.IndexByte(raw, '.') >= 0 {
+		n, ok := digits64(raw) // lfScaled(raw, 1) without a fraction
+		if !ok {
 			return "invalid byte count"
 		}
 		switch f.kind {
@@ -419,4 +419,24 @@ func lfSortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// digits64 parses a non-negative decimal int64 as parseBytes does,
+// without building an error.
+func digits64(s string) (int64, bool) {
+	if s == "" || len(s) > 19 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i] - '0'
+		if c > 9 {
+			return 0, false
+		}
+		n = n*10 + int64(c)
+		if n < 0 {
+			return 0, false
+		}
+	}
+	return n, true
 }

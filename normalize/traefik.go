@@ -3,6 +3,7 @@ package normalize
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -70,9 +71,205 @@ func (t *Traefik) Normalize(dst []schema.Event, rec *ingest.Record) ([]schema.Ev
 	return t.common(dst, rec, data)
 }
 
-// common parses the CLF line with the nginx combined parser, whose
-// trailing-field handling yields Traefik's extras as field_10..field_13.
+// common parses a common-format line: commonFast handles what Traefik
+// writes; anything else (an error, a credential token outside the query
+// string, key=value fields) takes commonSlow, which defines the result.
 func (t *Traefik) common(dst []schema.Event, rec *ingest.Record, data []byte) ([]schema.Event, error) {
+	if out, ok := t.commonFast(dst, rec, data); ok {
+		return out, nil
+	}
+	return t.commonSlow(dst, rec, data)
+}
+
+// commonFast is commonSlow's result without its detours (the nginx parser's
+// field_N map, its classification, id and actor key computed twice): it
+// runs the nginx combined scanner and reads Traefik's four fields itself.
+// It reports false, with dst unchanged, for any line it does not handle.
+func (t *Traefik) commonFast(dst []schema.Event, rec *ingest.Record, data []byte) ([]schema.Event, bool) {
+	if len(data) > MaxLineBytes {
+		return dst, false
+	}
+	line, invalid := gwValid(string(data))
+	dst = append(dst, schema.Event{})
+	ev := &dst[len(dst)-1]
+	p := parser{ev: ev, s: line, invalid: invalid}
+	var tail [4]string // request count, router, backend URL, duration
+	if !traefikParse(&p, &tail) ||
+		strings.Contains(line, FingerprintPrefix) && !ApplyCredential(ev, ev.URL.Query) {
+		*ev = schema.Event{}
+		return dst[:len(dst)-1], false
+	}
+	count, router, backend, dur := tail[0], tail[1], tail[2], tail[3]
+	if n := traefikCount(count, router, backend); n > 0 {
+		x := make(map[string]string, n)
+		if count != "" {
+			x["traefik.access.request_count"] = count
+		}
+		if router != "" {
+			x["traefik.access.router.name"] = router
+		}
+		if backend != "" {
+			x["traefik.access.backend_url"] = backend
+			if _, hp, ok := strings.Cut(backend, "://"); ok {
+				hp, _, _ = strings.Cut(hp, "/")
+				pxSetEndpoint(&ev.Destination, hp)
+			}
+		}
+		ev.Trailwatch.Extra = x
+	}
+	if d, ok := strings.CutSuffix(dur, "ms"); ok {
+		if ms, err := strconv.ParseInt(d, 10, 64); err == nil && ms >= 0 && ms < 1<<40 {
+			ev.Event.Duration = ms * int64(time.Millisecond)
+		}
+	}
+	pxFinish(ev, rec, "traefik", "traefik.access", "traefik", "web", "access", p.invalid)
+	return dst, true
+}
+
+// traefikCount counts the non-empty values.
+func traefikCount(vs ...string) int {
+	n := 0
+	for _, v := range vs {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// traefikParse is the nginx combined parser (parser.parse) with Traefik's
+// fields read into tail instead of a field_N map. It reports false where
+// commonSlow could differ: a parse error, or a key=value field.
+func traefikParse(p *parser, tail *[4]string) bool {
+	ev := p.ev
+	addr, err := p.bare(fRemoteAddr)
+	if err != nil {
+		return false
+	}
+	if _, err := p.bare(fIdent); err != nil {
+		return false
+	}
+	user, err := p.remoteUser()
+	if err != nil || p.timeLocal() != nil {
+		return false
+	}
+	if more, err := p.space(fRequest); err != nil || !more {
+		return false
+	}
+	req, reqEsc, err := p.quoted(fRequest)
+	if err != nil {
+		return false
+	}
+	if more, err := p.space(fStatus); err != nil || !more {
+		return false
+	}
+	status, err := p.bare(fStatus)
+	if err != nil {
+		return false
+	}
+	n, ok := digits(status)
+	if !ok || len(status) > 3 {
+		return false
+	}
+	ev.HTTP.Response.StatusCode = n
+	bytesEnd := strings.IndexByte(p.s[p.i:], ' ')
+	if bytesEnd < 0 {
+		bytesEnd = len(p.s) - p.i
+	}
+	bytesStr := p.s[p.i : p.i+bytesEnd]
+	p.i += bytesEnd
+	if bytesStr != "-" {
+		b, ok := digits64(bytesStr)
+		if !ok {
+			return false
+		}
+		ev.HTTP.Response.Body.Bytes = b
+	}
+	if more, err := p.space(fReferer); err != nil {
+		return false
+	} else if more {
+		ref, refEsc, err := p.quoted(fReferer)
+		if err != nil {
+			return false
+		}
+		if _, err := p.space(fUserAgent); err != nil {
+			return false
+		}
+		ua, uaEsc, err := p.quoted(fUserAgent)
+		if err != nil {
+			return false
+		}
+		if ref != "-" {
+			ev.HTTP.Request.Referrer = p.decode(ref, refEsc)
+		}
+		if ua != "-" {
+			ev.UserAgent.Original = p.decode(ua, uaEsc)
+		}
+		if !traefikTail(p, tail) {
+			return false
+		}
+	}
+	p.request(req, reqEsc)
+	// nginx's outcome, which commonSlow keeps: status 0 is a success.
+	if ev.HTTP.Response.StatusCode < 400 {
+		ev.Event.Outcome = "success"
+	} else {
+		ev.Event.Outcome = "failure"
+	}
+	ev.Source.Address = addr
+	if pxMaybeIP(addr) {
+		if _, err := netip.ParseAddr(addr); err == nil {
+			ev.Source.IP = addr
+		}
+	}
+	if user != "" {
+		ev.User.Name = user
+	}
+	return true
+}
+
+// traefikTail reads the fields after the user agent the way parser.extras
+// does, keeping fields 10 to 13 (later ones are dropped, as commonSlow
+// does). A key=value field makes it report false.
+func traefikTail(p *parser, tail *[4]string) bool {
+	for field := fUserAgent + 1; p.i < len(p.s); field++ {
+		for p.i < len(p.s) && p.s[p.i] == ' ' {
+			p.i++
+		}
+		if p.i == len(p.s) {
+			break
+		}
+		var val string
+		if p.s[p.i] == '"' {
+			raw, esc, err := p.quoted(fUserAgent)
+			if err != nil {
+				return false
+			}
+			val = p.decode(raw, esc)
+		} else {
+			end := strings.IndexByte(p.s[p.i:], ' ')
+			if end < 0 {
+				end = len(p.s) - p.i
+			}
+			val = p.s[p.i : p.i+end]
+			if eq := strings.IndexByte(val, '='); eq > 0 && isWord(val[:eq]) {
+				return false
+			}
+			p.i += end
+		}
+		if val == "-" {
+			val = ""
+		}
+		if k := field - fUserAgent - 1; k < len(tail) {
+			tail[k] = val
+		}
+	}
+	return true
+}
+
+// commonSlow parses the CLF line with the nginx combined parser, whose
+// trailing-field handling yields Traefik's extras as field_10..field_13.
+func (t *Traefik) commonSlow(dst []schema.Event, rec *ingest.Record, data []byte) ([]schema.Event, error) {
 	r := *rec
 	r.Data = data
 	out, err := t.clf.Normalize(dst, &r)
@@ -244,12 +441,12 @@ func (t *Traefik) json(dst []schema.Event, rec *ingest.Record, data []byte) ([]s
 		ev.Timestamp = ts.UTC()
 	}
 	if f.clientHost != "" {
-		gwSetEndpoint(&ev.Source, f.clientHost)
+		pxSetEndpoint(&ev.Source, f.clientHost)
 		if p, err := strconv.Atoi(f.clientPort); err == nil && p > 0 && p < 65536 {
 			ev.Source.Port = p
 		}
 	} else {
-		gwSetEndpoint(&ev.Source, f.clientAddr)
+		pxSetEndpoint(&ev.Source, f.clientAddr)
 	}
 	ev.User.Name = gwDash(f.user)
 	ev.HTTP.Request.Method = f.method
@@ -266,9 +463,9 @@ func (t *Traefik) json(dst []schema.Event, rec *ingest.Record, data []byte) ([]s
 	ev.Event.Duration = int64(f.duration)
 	ev.Service.Name = f.service
 	if f.serviceAddr != "" {
-		gwSetEndpoint(&ev.Destination, f.serviceAddr)
+		pxSetEndpoint(&ev.Destination, f.serviceAddr)
 	} else {
-		gwSetEndpoint(&ev.Destination, f.serviceURLHost)
+		pxSetEndpoint(&ev.Destination, f.serviceURLHost)
 	}
 	ev.TLS.Version, ev.TLS.Cipher = f.tlsVersion, f.tlsCipher
 	if f.tlsVersion != "" {
@@ -285,6 +482,6 @@ func (t *Traefik) json(dst []schema.Event, rec *ingest.Record, data []byte) ([]s
 	}
 	gwExtra(ev, "traefik.access.origin_status", f.originStatus)
 	ApplyCredential(ev, f.auth, f.apiKey, f.cookie, ev.URL.Query)
-	gwFinish(ev, rec, "traefik", "traefik.access", "traefik", invalid)
+	pxFinish(ev, rec, "traefik", "traefik.access", "traefik", "web", "access", invalid)
 	return dst, nil
 }
