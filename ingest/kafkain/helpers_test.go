@@ -15,9 +15,14 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/trailwatch/trailwatch/ingest"
+	"github.com/trailwatch/trailwatch/internal/testenv"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// kfake stops its cluster loop asynchronously after Close; under load it
+// can outlive the last test by a moment.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/twmb/franz-go/pkg/kfake.(*Cluster).run"))
+}
 
 var _ ingest.Collector = (*Collector)(nil)
 
@@ -139,13 +144,7 @@ func start(t *testing.T, cfg Config, s *sink) (*Collector, func()) {
 // waitFor polls an observable condition until it holds, failing after 30s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, what, 30*time.Second, cond)
 }
 
 // kongLines returns n Kong kafka-log style JSON values.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/ingest"
 	"github.com/trailwatch/trailwatch/internal/config"
+	"github.com/trailwatch/trailwatch/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -294,13 +295,7 @@ func start(t *testing.T, cfg Config, s *sink) (*Collector, func()) {
 // waitFor polls an observable condition until it holds, failing after 30s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, what, 30*time.Second, cond)
 }
 
 // idle waits until c has completed two more full passes, so everything

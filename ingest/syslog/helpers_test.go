@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/trailwatch/trailwatch/ingest"
+	"github.com/trailwatch/trailwatch/internal/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -181,13 +182,7 @@ func waitClosed(t *testing.T, conn net.Conn) {
 // that have no event to wait on (counters).
 func until(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testenv.WaitFor(t, what, 10*time.Second, cond)
 }
 
 func datas(recs []ingest.Record) []string {

@@ -208,23 +208,34 @@ func TestEnsureTopicsOnRealKafka(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A new topic's configuration reaches every broker's metadata a moment
+	// after CreateTopics returns: poll until it is visible.
 	adm := kadm.NewClient(cl)
-	rc, err := adm.DescribeTopicConfigs(t.Context(), prefix+".c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := rc.On(prefix+".c", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, c := range v.Configs {
-		if c.Key == "cleanup.policy" && c.Value != nil && *c.Value == "compact" {
-			found = true
+	compacted := func() bool {
+		rc, err := adm.DescribeTopicConfigs(t.Context(), prefix+".c")
+		if err != nil {
+			return false
 		}
+		v, err := rc.On(prefix+".c", nil)
+		if err != nil {
+			return false
+		}
+		for _, c := range v.Configs {
+			if c.Key == "cleanup.policy" && c.Value != nil && *c.Value == "compact" {
+				return true
+			}
+		}
+		return false
 	}
-	if !found {
-		t.Error("markers topic is not compacted")
+	deadline := time.After(15 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !compacted() {
+		select {
+		case <-deadline:
+			t.Fatal("markers topic is not compacted")
+		case <-tick.C:
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Kafka returns the seed brokers of the real test broker.
@@ -62,4 +63,21 @@ func Binary(t testing.TB, name string) string {
 	}
 	t.Skipf("%s not installed; run scripts/install-peers.sh", name)
 	return ""
+}
+
+// WaitFor polls cond until it holds, failing the test after timeout. It is
+// for conditions with no event to wait on (a port listening, a counter, a
+// document count in a real index): each round checks the real state, so it
+// is not a sleep standing in for synchronisation.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
 }
