@@ -159,24 +159,11 @@ func (c osClient) refresh(t *testing.T, index string) {
 	}
 }
 
-// waitFor polls an observable condition until it holds or the deadline
-// passes. It is not a sleep standing in for synchronisation: each round
-// checks the real state (documents in the index, consumer lag).
+// waitFor polls an observable condition (documents in the index, consumer
+// lag) until it holds or the timeout passes.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		select {
-		case <-tick.C:
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		}
-	}
+	testenv.WaitFor(t, what, timeout, cond)
 }
 
 func appendLines(t *testing.T, path string, lines []string) {
