@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,8 +32,9 @@ func AlertID(ruleID string, values []string, first time.Time, eventID string) st
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
-// alert builds the alert raised by ev, the triggering event.
-func (d *Detector) alert(rs *ruleState, values []string, ev *schema.Event, first, last time.Time, count int, ids []string, eventID string) schema.Alert {
+// alert builds the alert raised by ev, the triggering event, for the window
+// f; values are the group key values.
+func (d *Detector) alert(rs *ruleState, values []string, ev *schema.Event, f fired, eventID string) schema.Alert {
 	r := rs.rule
 	var group map[string]string
 	var desc strings.Builder
@@ -49,7 +51,7 @@ func (d *Detector) alert(rs *ruleState, values []string, ev *schema.Event, first
 	a := schema.Alert{
 		Timestamp: ev.Timestamp,
 		Event: schema.EventMeta{
-			ID:       AlertID(r.ID, values, first, eventID),
+			ID:       AlertID(r.ID, values, f.first.time(), eventID),
 			Kind:     "alert",
 			Severity: schema.SeverityNumber(r.Severity),
 		},
@@ -69,18 +71,30 @@ func (d *Detector) alert(rs *ruleState, values []string, ev *schema.Event, first
 			Actor:      actor(ev),
 			Credential: ev.Trailwatch.Credential,
 			GroupKey:   group,
-			Count:      int64(count),
-			FirstSeen:  first,
-			LastSeen:   last,
-			EventIDs:   ids,
+			Count:      int64(f.count),
+			FirstSeen:  f.first.time(),
+			LastSeen:   f.last.time(),
+			EventIDs:   f.ids,
 		},
 	}
 	if len(r.techniques) > 0 {
 		a.Threat = schema.Threat{Framework: "MITRE ATT&CK", Technique: slices.Clone(r.techniques)}
 	}
 	if r.Window != nil {
-		a.Trailwatch.Window = r.Window.Over.String()
-		a.Message = fmt.Sprintf("%s: %d events in %s", r.Title, count, a.Trailwatch.Window)
+		w := r.Window
+		a.Trailwatch.Window = w.Over.String()
+		a.Trailwatch.Value = f.value
+		a.Trailwatch.Aggregation = w.Aggregation()
+		a.Trailwatch.DistinctValues = f.samples
+		switch w.Agg {
+		case AggCount:
+			a.Message = fmt.Sprintf("%s: %d events in %s", r.Title, f.count, a.Trailwatch.Window)
+		case AggDistinct:
+			a.Message = fmt.Sprintf("%s: %d distinct %s in %s (%d events)", r.Title, int(f.value), w.Field, a.Trailwatch.Window, f.count)
+		default:
+			a.Message = fmt.Sprintf("%s: %s = %s in %s (%d events)", r.Title, a.Trailwatch.Aggregation,
+				strconv.FormatFloat(f.value, 'f', -1, 64), a.Trailwatch.Window, f.count)
+		}
 	} else {
 		a.Message = r.Title + ":"
 		if ev.HTTP.Request.Method != "" || ev.URL.Path != "" {

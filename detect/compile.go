@@ -42,6 +42,25 @@ func compileGroupBy(src string) (*vm.Program, error) {
 	return prog, nil
 }
 
+// compileNumeric compiles a sum or avg field; its result must be a number.
+func compileNumeric(src string) (*vm.Program, error) {
+	prog, err := expr.Compile(src, expr.Env(schema.Event{}))
+	if err != nil {
+		return nil, err
+	}
+	t := prog.Node().Type()
+	if t == nil {
+		return nil, fmt.Errorf("%q has no static type; want a numeric field", src)
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return prog, nil
+	}
+	return nil, fmt.Errorf("%q is of type %s; want a numeric field", src, t)
+}
+
 // exprError locates an expr compile error inside the YAML scalar n that
 // holds src, and names the offending dotted field in full.
 func (p *parser) exprError(n *yaml.Node, path, src string, err error) error {

@@ -1,12 +1,11 @@
 package detect
 
 import (
-	"container/list"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -30,13 +29,13 @@ type Detector struct {
 	log     *slog.Logger
 	set     *RuleSet
 	rules   []*ruleState
-	lru     list.List // of *group; front is the most recently touched
+	lru     lru       // every group; front is the most recently touched
 	maxSeen time.Time // newest event time seen: the lateness reference
 	vm      vm.VM     // reused across runs: saves its stack allocations
 	stats   Stats     // Groups and Rules are filled in by Stats()
 	pending []RuleError
 	vals    []string // scratch group key values
-	keyBuf  []byte   // scratch group key
+	keyBuf  []byte   // scratch group key: length-prefixed values
 }
 
 // ruleState is one rule's compiled form and its groups.
@@ -48,17 +47,18 @@ type ruleState struct {
 	stats  RuleStats
 }
 
-// group is the state of one (rule, group key): the timestamps and ids of
+// group is the state of one (rule, group key): the times and ids of
 // matching events still inside a possible window, sorted by time, and the
-// end of its suppression.
+// end of its suppression; distinct, sum and avg windows keep more in agg.
+// It is kept small (see docs/rules.md, "Memory"): the values of the key
+// are not stored, since every alert is raised by an event carrying them.
 type group struct {
-	rule   *ruleState
-	key    string
-	values []string
-	ts     []time.Time
-	ids    []string
-	until  time.Time // alerts suppressed while event time is before this
-	elem   *list.Element
+	rule       *ruleState
+	key        string
+	prev, next *group // lru links
+	evs        []point
+	until      instant   // alerts suppressed while event time is before this
+	agg        *aggState // nil for count windows and windowless rules
 }
 
 // New builds a detector for rules. It validates cfg; rules must come from
@@ -134,14 +134,13 @@ func (d *Detector) Advance(watermark time.Time) []schema.Alert {
 	horizon := ref.Add(-d.cfg.AllowedLateness)
 	// A full scan: touch order is not event-time order (a long suppression
 	// can sit behind fresher groups), so stopping early would keep garbage.
-	for e := d.lru.Back(); e != nil; {
-		prev := e.Prev()
-		g := e.Value.(*group)
-		if g.expired(horizon) {
+	for g := d.lru.back; g != nil; {
+		prev := g.prev
+		if g.expired(toInstant(horizon)) {
 			d.remove(g)
 			d.stats.Expired++
 		}
-		e = prev
+		g = prev
 	}
 	return nil
 }
@@ -151,7 +150,7 @@ func (d *Detector) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.stats
-	s.Groups = d.lru.Len()
+	s.Groups = d.lru.n
 	s.Rules = make([]RuleStats, len(d.rules))
 	for i, rs := range d.rules {
 		s.Rules[i] = rs.stats
@@ -237,59 +236,109 @@ func (d *Detector) single(rs *ruleState, ev *schema.Event, late, emit bool) (sch
 	// state: a windowless rule needs no window, and state stays a function
 	// of in-order events only.
 	if r.Suppress > 0 && !late {
-		d.keyBuf = append(d.keyBuf[:0], values[0]...)
-		g := d.touch(rs, values)
-		if ev.Timestamp.Before(g.until) {
+		d.keyBuf = appendKeyValue(d.keyBuf[:0], values[0])
+		g := d.touch(rs)
+		t := toInstant(ev.Timestamp)
+		if t < g.until {
 			d.suppressed(rs)
 			return schema.Alert{}, false
 		}
-		g.until = ev.Timestamp.Add(r.Suppress)
+		g.until = t.add(r.Suppress)
 	}
 	if !emit {
 		return schema.Alert{}, false
 	}
-	var ids []string
+	f := fired{first: toInstant(ev.Timestamp), count: 1, value: 1}
+	f.last = f.first
 	if ev.Event.ID != "" {
-		ids = []string{ev.Event.ID}
+		f.ids = []string{ev.Event.ID}
 	}
-	return d.alert(rs, values, ev, ev.Timestamp, ev.Timestamp, 1, ids, ev.Event.ID), true
+	return d.alert(rs, values, ev, f, ev.Event.ID), true
 }
 
 // threshold handles a threshold rule's match.
 func (d *Detector) threshold(rs *ruleState, ev *schema.Event, horizon time.Time, emit bool) (schema.Alert, bool) {
-	r := rs.rule
+	w := rs.rule.Window
 	if err := d.groupKey(rs, ev); err != nil {
 		d.ruleError(rs, ev, err, emit)
 		return schema.Alert{}, false
 	}
-	g := d.touch(rs, d.vals)
-	// Events at or before horizon-over cannot share a window with any
-	// future non-late event, which is at or after horizon.
-	g.prune(horizon.Add(-rs.over))
-	p := g.insert(ev.Timestamp, ev.Event.ID)
-	i, j, ok := g.firing(p, r.Window.Count, rs.over)
-	if !ok {
-		return schema.Alert{}, false
-	}
-	if ev.Timestamp.Before(g.until) {
-		d.suppressed(rs)
-		return schema.Alert{}, false
-	}
-	var a schema.Alert
-	if emit {
-		ids := make([]string, 0, 10)
-		for _, id := range g.ids[i : j+1] {
-			if id != "" && len(ids) < 10 {
-				ids = append(ids, id)
-			}
+	var x any
+	if w.field != nil {
+		// Evaluated before touching state, so an error leaves none behind.
+		var err error
+		if x, err = d.vm.Run(w.field, ev); err != nil {
+			d.ruleError(rs, ev, fmt.Errorf("%s %s: %w", w.Agg, w.Field, err), emit)
+			return schema.Alert{}, false
 		}
-		a = d.alert(rs, g.values, ev, g.ts[i], g.ts[j], j-i+1, ids, "")
 	}
-	// Each event counts toward one alert only: the window starts over, and
-	// the group stays quiet for suppress after the triggering event.
-	g.until = ev.Timestamp.Add(r.Suppress)
-	g.ts, g.ids = g.ts[:0], g.ids[:0]
-	return a, emit
+	var num float64
+	if w.Agg == AggSum || w.Agg == AggAvg {
+		var err error
+		if num, err = toFloat(x); err != nil {
+			d.ruleError(rs, ev, fmt.Errorf("%s %s: %w", w.Agg, w.Field, err), emit)
+			return schema.Alert{}, false
+		}
+	}
+	g := d.touch(rs)
+	t := toInstant(ev.Timestamp)
+	over := instant(rs.over)
+	var f fired
+	switch w.Agg {
+	case AggCount:
+		// Events at or before horizon-over cannot share a window with any
+		// future non-late event, which is at or after horizon.
+		g.prune(toInstant(horizon).add(-rs.over))
+		p := g.insert(t, ev.Event.ID)
+		i, j, ok := g.firing(p, w.Count, rs.over)
+		if !ok {
+			return schema.Alert{}, false
+		}
+		if t < g.until {
+			d.suppressed(rs)
+			return schema.Alert{}, false
+		}
+		if emit {
+			f = fired{first: g.evs[i].t, last: g.evs[j].t, count: j - i + 1, value: float64(j - i + 1), ids: sampleIDs(g.evs[i : j+1])}
+		}
+		// Each event counts toward one alert only: the window starts over.
+		g.evs = g.evs[:0]
+	case AggDistinct:
+		if g.agg == nil {
+			g.agg = &aggState{newest: t}
+		}
+		if n := g.agg.distinct(t, over, formatValue(x), ev.Event.ID, w.MaxDistinct); n > 0 {
+			rs.stats.DistinctEvictions += uint64(n)
+			d.stats.DistinctEvictions += uint64(n)
+		}
+		if len(g.agg.heap) < w.Count {
+			return schema.Alert{}, false
+		}
+		if t < g.until {
+			d.suppressed(rs)
+			return schema.Alert{}, false
+		}
+		f = g.agg.distinctFired()
+	case AggSum, AggAvg:
+		if g.agg == nil {
+			g.agg = &aggState{newest: t}
+		}
+		g.agg.numeric(g, t, over, num, ev.Event.ID)
+		if len(g.evs) == 0 || g.agg.aggregate(w.Agg) < w.Threshold {
+			return schema.Alert{}, false
+		}
+		if t < g.until {
+			d.suppressed(rs)
+			return schema.Alert{}, false
+		}
+		f = g.agg.numericFired(g, w.Agg)
+	}
+	// The group stays quiet for suppress after the triggering event.
+	g.until = t.add(rs.rule.Suppress)
+	if !emit {
+		return schema.Alert{}, false
+	}
+	return d.alert(rs, d.vals, ev, f, ""), true
 }
 
 func (d *Detector) suppressed(rs *ruleState) {
@@ -307,10 +356,7 @@ func (d *Detector) groupKey(rs *ruleState, ev *schema.Event) error {
 			return fmt.Errorf("group_by %s: %w", rs.names[i], err)
 		}
 		v := formatValue(out)
-		if i > 0 {
-			d.keyBuf = append(d.keyBuf, 0)
-		}
-		d.keyBuf = append(d.keyBuf, v...)
+		d.keyBuf = appendKeyValue(d.keyBuf, v)
 		d.vals = append(d.vals, v)
 	}
 	return nil
@@ -332,28 +378,76 @@ func formatValue(v any) string {
 	return fmt.Sprint(v)
 }
 
-// touch returns the group for d.keyBuf, creating it with values (copied)
-// and evicting the least recently touched group if max_groups is reached.
-func (d *Detector) touch(rs *ruleState, values []string) *group {
+// appendKeyValue appends one group key value, length-prefixed so that no
+// two value lists share a key.
+func appendKeyValue(key []byte, v string) []byte {
+	key = binary.AppendUvarint(key, uint64(len(v)))
+	return append(key, v...)
+}
+
+// touch returns the group for d.keyBuf, creating it and evicting the least
+// recently touched group if max_groups is reached.
+func (d *Detector) touch(rs *ruleState) *group {
 	if g, ok := rs.groups[string(d.keyBuf)]; ok {
-		d.lru.MoveToFront(g.elem)
+		d.lru.moveToFront(g)
 		return g
 	}
-	if d.lru.Len() >= d.cfg.MaxGroups {
+	if d.lru.n >= d.cfg.MaxGroups {
 		// Why: state must stay bounded whatever the key cardinality; the
 		// least recently touched group is the least likely to fire.
-		d.remove(d.lru.Back().Value.(*group))
+		d.remove(d.lru.back)
 		d.stats.Evictions++
 	}
-	g := &group{rule: rs, key: string(d.keyBuf), values: slices.Clone(values)}
-	g.elem = d.lru.PushFront(g)
+	g := &group{rule: rs, key: string(d.keyBuf)}
+	d.lru.pushFront(g)
 	rs.groups[g.key] = g
 	return g
 }
 
 func (d *Detector) remove(g *group) {
-	d.lru.Remove(g.elem)
+	d.lru.unlink(g)
 	delete(g.rule.groups, g.key)
+}
+
+// lru is an intrusive doubly linked list of groups: two pointers in each
+// group instead of a 48-byte container/list element.
+type lru struct {
+	front, back *group
+	n           int
+}
+
+func (l *lru) pushFront(g *group) {
+	g.prev, g.next = nil, l.front
+	if l.front != nil {
+		l.front.prev = g
+	} else {
+		l.back = g
+	}
+	l.front = g
+	l.n++
+}
+
+func (l *lru) unlink(g *group) {
+	if g.prev != nil {
+		g.prev.next = g.next
+	} else {
+		l.front = g.next
+	}
+	if g.next != nil {
+		g.next.prev = g.prev
+	} else {
+		l.back = g.prev
+	}
+	g.prev, g.next = nil, nil
+	l.n--
+}
+
+func (l *lru) moveToFront(g *group) {
+	if l.front == g {
+		return
+	}
+	l.unlink(g)
+	l.pushFront(g)
 }
 
 func (d *Detector) ruleError(rs *ruleState, ev *schema.Event, err error, emit bool) {

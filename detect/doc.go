@@ -2,8 +2,9 @@
 // over normalized events, raising schema.Alert values.
 //
 // A rule is an expr condition ("where") over schema.Event, type-checked when
-// the file loads, optionally with a threshold window (count events per group
-// within a sliding event-time window) and a suppression period. Rule files are
+// the file loads, optionally with a threshold window over a sliding
+// event-time window per group (count events, count distinct values of a
+// field, or sum or average a numeric field) and a suppression period. Rule files are
 // loaded all-or-nothing: any problem in any file refuses the whole set, with
 // every problem reported as file:line:col.
 //

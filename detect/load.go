@@ -242,10 +242,9 @@ func (p *parser) duration(n *yaml.Node, path string, allowZero bool) time.Durati
 }
 
 var (
-	ruleFields   = []string{"id", "title", "description", "severity", "tags", "references", "author", "where", "window", "suppress", "tests"}
-	windowFields = []string{"count", "over", "group_by"}
-	idPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
-	tagPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9_.:-]*$`)
+	ruleFields = []string{"id", "title", "description", "severity", "tags", "references", "author", "where", "window", "suppress", "tests"}
+	idPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+	tagPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.:-]*$`)
 )
 
 // rule parses one rule mapping; it returns nil if the rule has problems.
@@ -325,48 +324,4 @@ func (p *parser) rule(n *yaml.Node) *Rule {
 		return nil
 	}
 	return r
-}
-
-func (p *parser) window(n *yaml.Node, path string) *Window {
-	w := &Window{}
-	var hasCount, hasOver bool
-	if !p.mapping(n, path, windowFields, func(key string, _, v *yaml.Node) {
-		switch key {
-		case path + ".count":
-			hasCount = true
-			w.Count = p.positiveInt(v, key)
-		case path + ".over":
-			hasOver = true
-			w.Over = p.duration(v, key, false)
-		case path + ".group_by":
-			w.GroupBy = p.strs(v, key)
-			seen := map[string]bool{}
-			for i, g := range w.GroupBy {
-				at := v
-				if v.Kind == yaml.SequenceNode {
-					at = v.Content[i]
-				}
-				g = strings.TrimSpace(g)
-				w.GroupBy[i] = g
-				if seen[g] {
-					p.errf(at, "%s[%d]: %q listed twice", key, i, g)
-				}
-				seen[g] = true
-				prog, err := compileGroupBy(g)
-				if err != nil {
-					p.errs = append(p.errs, p.exprError(at, fmt.Sprintf("%s[%d]", key, i), g, err))
-				}
-				w.programs = append(w.programs, prog)
-			}
-		}
-	}) {
-		return nil
-	}
-	if !hasCount {
-		p.errf(n, "%s.count: required", path)
-	}
-	if !hasOver {
-		p.errf(n, "%s.over: required", path)
-	}
-	return w
 }

@@ -36,6 +36,58 @@ func TestLoadGood(t *testing.T) {
 	}
 }
 
+func TestLoadAggregations(t *testing.T) {
+	rules, err := Parse("agg.yaml", []byte(`
+rules:
+  - id: spray
+    title: Spray
+    where: "true"
+    window: {over: 5m, group_by: [source.ip], distinct: user.name, count: 5}
+  - id: capped
+    title: Capped
+    where: "true"
+    window: {over: 5m, distinct: url.path, count: 5, max_distinct: 100}
+  - id: volume
+    title: Volume
+    where: "true"
+    window: {over: 10m, group_by: [trailwatch.credential.fingerprint], sum: http.response.body.bytes, threshold: 100000000}
+  - id: slow
+    title: Slow
+    where: "true"
+    window: {over: 1m, avg: event.duration, threshold: 2.5e9}
+  - id: plain
+    title: Plain
+    where: "true"
+    window: {over: 1m, count: 3}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		agg         Agg
+		field       string
+		count       int
+		threshold   float64
+		maxDistinct int
+		aggregation string
+	}{
+		{AggDistinct, "user.name", 5, 0, DefaultMaxDistinct, "distinct(user.name)"},
+		{AggDistinct, "url.path", 5, 0, 100, "distinct(url.path)"},
+		{AggSum, "http.response.body.bytes", 0, 1e8, 0, "sum(http.response.body.bytes)"},
+		{AggAvg, "event.duration", 0, 2.5e9, 0, "avg(event.duration)"},
+		{AggCount, "", 3, 0, 0, "count"},
+	}
+	for i, tt := range tests {
+		t.Run(rules[i].ID, func(t *testing.T) {
+			w := rules[i].Window
+			if w.Agg != tt.agg || w.Field != tt.field || w.Count != tt.count || w.Threshold != tt.threshold ||
+				w.MaxDistinct != tt.maxDistinct || w.Aggregation() != tt.aggregation || (w.field == nil) != (tt.field == "") {
+				t.Errorf("got %+v (%s)", *w, w.Aggregation())
+			}
+		})
+	}
+}
+
 // TestLoadBad checks that every problem of every bad fixture is reported
 // with its file:line:col.
 func TestLoadBad(t *testing.T) {
@@ -63,6 +115,19 @@ func TestLoadBad(t *testing.T) {
 			`bad-window.bad.yaml:7:26: window.group_by[1]: "http" is of type schema.HTTP; want a string, number or bool field`,
 			`bad-window.bad.yaml:7:43: window.group_by[3]: "source.ip" listed twice`,
 			`bad-window.bad.yaml:8:3: window.every: unknown field`,
+		}},
+		{"bad-aggregation", []string{
+			`bad-aggregation.bad.yaml:5:45: window.sum: only one of distinct, sum, avg per window (distinct already set at 5:24)`,
+			`bad-aggregation.bad.yaml:9:55: window.count: not used with sum; set window.threshold`,
+			`bad-aggregation.bad.yaml:9:13: window.threshold: required with window.sum`,
+			`bad-aggregation.bad.yaml:13:44: window.distinct: unknown name "user.nam" (type schema.User has no field nam)`,
+			`bad-aggregation.bad.yaml:17:29: window.sum: "url.path" is of type string; want a numeric field`,
+			`bad-aggregation.bad.yaml:21:34: window.threshold: only with sum or avg; count fires on window.count`,
+			`bad-aggregation.bad.yaml:25:61: window.max_distinct: only with distinct`,
+			`bad-aggregation.bad.yaml:29:31: window.count: 50 exceeds window.max_distinct 20, so the rule could never fire`,
+			`bad-aggregation.bad.yaml:33:67: window.distinct: "user.name" is also in group_by, so each group holds one value`,
+			`bad-aggregation.bad.yaml:37:60: window.threshold: want a positive number, got scalar "-5"`,
+			`bad-aggregation.bad.yaml:42:7: window.count: required`,
 		}},
 		{"window-missing", []string{`window-missing.bad.yaml:5:3: window.count: required`, `window-missing.bad.yaml:5:3: window.over: required`}},
 		{"syntax", []string{`syntax.bad.yaml:3:1: yaml syntax: `}},

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -42,14 +43,69 @@ type Rule struct {
 	techniques []schema.ThreatTechnique
 }
 
-// Window is a threshold: Count or more matching events whose timestamps lie
-// within Over of each other, counted separately per GroupBy values.
+// Window is a threshold over a sliding event-time window, evaluated
+// separately per GroupBy values. Agg says what is measured: matching events
+// (Count of them), distinct values of Field (Count of them), or the sum or
+// average of the numeric Field (reaching Threshold).
 type Window struct {
+	// Count is the event count (AggCount) or distinct value count
+	// (AggDistinct) that fires; unused by AggSum and AggAvg.
 	Count   int
 	Over    time.Duration
 	GroupBy []string
+	// Agg is the aggregation; the zero value counts events.
+	Agg Agg
+	// Field is the expr field path aggregated by distinct, sum or avg.
+	Field string
+	// Threshold is the sum or average that fires (AggSum, AggAvg).
+	Threshold float64
+	// MaxDistinct bounds the distinct values held per group (AggDistinct);
+	// past it the value seen longest ago is dropped.
+	MaxDistinct int
 
 	programs []*vm.Program
+	field    *vm.Program
+}
+
+// Agg is what a window aggregates.
+type Agg int
+
+// The window aggregations.
+const (
+	// AggCount counts matching events.
+	AggCount Agg = iota
+	// AggDistinct counts distinct values of a field.
+	AggDistinct
+	// AggSum sums a numeric field.
+	AggSum
+	// AggAvg averages a numeric field.
+	AggAvg
+)
+
+// DefaultMaxDistinct is window.max_distinct when a distinct rule does not
+// set it.
+const DefaultMaxDistinct = 10_000
+
+// String returns the YAML key of the aggregation.
+func (a Agg) String() string {
+	switch a {
+	case AggDistinct:
+		return "distinct"
+	case AggSum:
+		return "sum"
+	case AggAvg:
+		return "avg"
+	}
+	return "count"
+}
+
+// Aggregation names what the window measures, as alerts report it:
+// "count", "distinct(user.name)", "sum(http.response.body.bytes)".
+func (w *Window) Aggregation() string {
+	if w.Agg == AggCount {
+		return "count"
+	}
+	return w.Agg.String() + "(" + w.Field + ")"
 }
 
 // TestCase is one inline rule test: events fed to a fresh detector holding
@@ -63,11 +119,27 @@ type TestCase struct {
 	Pos string
 }
 
-// Expectation describes one expected alert. A zero Count or nil Group is
-// not checked.
+// Expectation describes one expected alert. A zero Count, nil Group or nil
+// Value is not checked.
 type Expectation struct {
 	Count int64
 	Group map[string]string
+	// Value is the expected aggregated value (trailwatch.value).
+	Value *float64
+}
+
+// Match reports whether alert a meets the expectation.
+func (x Expectation) Match(a schema.Alert) bool {
+	if x.Count != 0 && x.Count != a.Trailwatch.Count {
+		return false
+	}
+	if x.Group != nil && !maps.Equal(x.Group, a.Trailwatch.GroupKey) {
+		return false
+	}
+	if x.Value != nil && *x.Value != a.Trailwatch.Value {
+		return false
+	}
+	return true
 }
 
 // Pos returns "file:line" of the rule's definition.

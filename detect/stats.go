@@ -23,6 +23,9 @@ type Stats struct {
 	Suppressed uint64
 	// Evictions is how many groups were dropped by max_groups.
 	Evictions uint64
+	// DistinctEvictions is how many distinct values were dropped to keep
+	// a group within its window's max_distinct.
+	DistinctEvictions uint64
 	// Expired is how many groups Advance dropped as no longer able to
 	// affect any result.
 	Expired uint64
@@ -45,6 +48,9 @@ type RuleStats struct {
 	Alerts     uint64
 	Suppressed uint64
 	Errors     uint64
+	// DistinctEvictions is how many distinct values the rule dropped to
+	// stay within max_distinct.
+	DistinctEvictions uint64
 	// EvalTime is the cumulative time spent evaluating the rule's
 	// condition and group key.
 	EvalTime time.Duration

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -13,7 +15,7 @@ import (
 
 var (
 	testFields   = []string{"name", "events", "expect"}
-	expectFields = []string{"count", "group"}
+	expectFields = []string{"count", "group", "value"}
 )
 
 // tests parses a rule's `tests:` list.
@@ -166,6 +168,13 @@ func (p *parser) expects(n *yaml.Node, path string) []Expectation {
 			switch key {
 			case xp + ".count":
 				x.Count = int64(p.positiveInt(v, key))
+			case xp + ".value":
+				f, err := strconv.ParseFloat(v.Value, 64)
+				if v.Kind != yaml.ScalarNode || err != nil || math.IsNaN(f) {
+					p.errf(v, "%s: want a number, got %s", key, kindName(v))
+					return
+				}
+				x.Value = &f
 			case xp + ".group":
 				if v.Kind != yaml.MappingNode {
 					p.errf(v, "%s: want a mapping of group_by field to value, got %s", key, kindName(v))

@@ -125,15 +125,7 @@ func matches(want []detect.Expectation, got []schema.Alert) bool {
 	return true
 }
 
-func match(x detect.Expectation, a schema.Alert) bool {
-	if x.Count != 0 && x.Count != a.Trailwatch.Count {
-		return false
-	}
-	if x.Group != nil && !maps.Equal(x.Group, a.Trailwatch.GroupKey) {
-		return false
-	}
-	return true
-}
+func match(x detect.Expectation, a schema.Alert) bool { return x.Match(a) }
 
 func formatExpect(x detect.Expectation) string {
 	s := "count=any"
@@ -142,6 +134,9 @@ func formatExpect(x detect.Expectation) string {
 	}
 	if x.Group != nil {
 		s += " group=" + formatGroup(x.Group)
+	}
+	if x.Value != nil {
+		s += fmt.Sprintf(" value=%g", *x.Value)
 	}
 	return s
 }

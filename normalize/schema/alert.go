@@ -47,11 +47,19 @@ type AlertTrailwatch struct {
 	Credential Credential        `json:"credential,omitzero"`
 	GroupKey   map[string]string `json:"group_key,omitempty"`
 	Count      int64             `json:"count"`
-	Window     string            `json:"window,omitempty"`
-	FirstSeen  time.Time         `json:"first_seen"`
-	LastSeen   time.Time         `json:"last_seen"`
-	EventIDs   []string          `json:"event_ids,omitempty"`
-	RunID      string            `json:"run_id,omitempty"`
+	// Value is the aggregated value that fired: the event count, the
+	// number of distinct values, the sum or the average.
+	Value float64 `json:"value,omitempty"`
+	// Aggregation names it: "count", "distinct(user.name)",
+	// "sum(http.response.body.bytes)", "avg(...)".
+	Aggregation string `json:"aggregation,omitempty"`
+	// DistinctValues samples up to 10 of the counted distinct values.
+	DistinctValues []string  `json:"distinct_values,omitempty"`
+	Window         string    `json:"window,omitempty"`
+	FirstSeen      time.Time `json:"first_seen"`
+	LastSeen       time.Time `json:"last_seen"`
+	EventIDs       []string  `json:"event_ids,omitempty"`
+	RunID          string    `json:"run_id,omitempty"`
 }
 
 // SeverityNumber maps a rule severity name to ECS event.severity.
