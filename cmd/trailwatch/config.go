@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trailwatch/trailwatch/detect"
+	"github.com/trailwatch/trailwatch/enrich"
 	"github.com/trailwatch/trailwatch/ingest/file"
 	"github.com/trailwatch/trailwatch/internal/config"
 	"github.com/trailwatch/trailwatch/internal/kafka"
@@ -49,6 +50,8 @@ type Config struct {
 	Collect CollectConfig `koanf:"collect"`
 	// Normalize declares named sources (a type plus its format).
 	Normalize NormalizeConfig `koanf:"normalize"`
+	// Enrich configures the enrichment run by the detect stage.
+	Enrich enrich.Config `koanf:"enrich"`
 	// Detect configures the rules and the detection engine.
 	Detect DetectConfig `koanf:"detect"`
 	// Index configures where events and alerts are stored.
@@ -120,6 +123,7 @@ func defaultConfig() Config {
 		HTTP:    telemetry.Config{Listen: "127.0.0.1:9464"},
 		Kafka:   kafka.DefaultConfig(),
 		Collect: CollectConfig{Files: []file.Config{demo}},
+		Enrich:  enrich.DefaultConfig(),
 		Detect:  DetectConfig{Rules: []string{"rules"}, AllowedLateness: dc.AllowedLateness, MaxGroups: dc.MaxGroups},
 		Index:   IndexConfig{Type: "file", Elasticsearch: elasticsearch.DefaultConfig(), File: outfile.DefaultConfig()},
 		Notify:  NotifyConfig{Console: true, Slack: slack.DefaultConfig()},
@@ -180,6 +184,7 @@ func (c *Config) validate() error {
 		errs = append(errs, c.Collect.validate(c.Normalize)...)
 	}
 	if c.runs(stageDetect) {
+		add("enrich", c.Enrich.Validate())
 		add("detect", detect.Config{AllowedLateness: c.Detect.AllowedLateness, MaxGroups: c.Detect.MaxGroups}.Validate())
 		if len(c.Detect.Rules) == 0 {
 			errs = append(errs, errors.New("detect.rules: at least one directory"))

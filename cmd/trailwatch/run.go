@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/detect"
+	"github.com/trailwatch/trailwatch/enrich"
 	"github.com/trailwatch/trailwatch/ingest"
 	"github.com/trailwatch/trailwatch/ingest/redact"
 	"github.com/trailwatch/trailwatch/internal/kafka"
@@ -79,6 +80,7 @@ type app struct {
 	writer   outputs.EventWriter
 	notifier []stages.Notifier
 	emit     ingest.Emit
+	enricher *enrich.Enrichment
 }
 
 // runPipeline starts the configured stages and blocks until ctx ends, then
@@ -249,6 +251,11 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 		h := stages.NewDetect(t.Enriched, t.Alerts, t.DLQ, window, func() (*detect.Detector, error) {
 			return detect.New(rs, dc, a.log)
 		}, reg, a.log)
+		en, err := enrich.New(cfg.Enrich, a.log.With("stage", stageDetect))
+		if err != nil {
+			return nil, nil, fmt.Errorf("enrich: %w", err)
+		}
+		a.enricher, h.Enricher = en, en
 		a.log.Info("rules loaded", "rules", rs.Len(), "dirs", strings.Join(cfg.Detect.Rules, ","))
 		if err := newRunner(stageDetect, []string{t.Events}, h); err != nil {
 			return nil, nil, err
@@ -316,6 +323,11 @@ func (a *app) newWriter(ctx context.Context) (outputs.EventWriter, error) {
 func (a *app) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
 	defer cancel()
+	if a.enricher != nil {
+		if err := a.enricher.Close(ctx); err != nil {
+			a.log.Error("closing enrichment", "err", err)
+		}
+	}
 	if a.writer != nil {
 		if err := a.writer.Close(ctx); err != nil {
 			a.log.Error("closing index output", "err", err)

@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/detect"
+	"github.com/trailwatch/trailwatch/enrich"
+	"github.com/trailwatch/trailwatch/normalize"
 	"github.com/trailwatch/trailwatch/normalize/schema"
 )
 
@@ -19,13 +21,16 @@ import (
 // own detector, dropped when the partition is revoked and rebuilt (Warm)
 // from the partition's recent history when it is assigned again.
 //
-// Every event also goes to the enriched topic (enrichment proper comes with
-// the enrich stage; today the event passes through unchanged) and alerts go
+// Every event is enriched (GeoIP/ASN, IP lists, trusted proxies, user
+// agent) before the rules see it, and goes to the enriched topic; alerts go
 // to the alerts topic keyed by their deterministic id.
 type Detect struct {
 	EnrichedTopic string
 	AlertsTopic   string
 	DLQTopic      string
+	// Enricher adds IP, list, proxy and user-agent context to each batch
+	// before the rules see it; nil passes events through unchanged.
+	Enricher enrich.Enricher
 	// Window is how far back state reaches: the longest rule window plus
 	// the allowed lateness.
 	Window time.Duration
@@ -132,15 +137,21 @@ func (h *Detect) detector(p int32) (*detect.Detector, error) {
 }
 
 // Warm implements pipeline.Warmer: rebuild window state without alerting.
-func (h *Detect) Warm(_ context.Context, recs []*kgo.Record) {
+// Events are enriched first, as in Handle, so rules see the same fields.
+func (h *Detect) Warm(ctx context.Context, recs []*kgo.Record) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	byPart, _ := h.decode(recs)
+	byPart, _, _ := h.decode(recs)
 	for p, evs := range byPart {
 		d, err := h.detector(p)
 		if err != nil {
 			h.log.Error("cannot build detector", "err", err)
 			return
+		}
+		if h.Enricher != nil {
+			if err := h.Enricher.Enrich(ctx, evs); err != nil {
+				return
+			}
 		}
 		d.Warm(evs)
 	}
@@ -151,19 +162,27 @@ func (h *Detect) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record,
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]*kgo.Record, 0, len(recs)+8)
-	byPart, bad := h.decode(recs)
+	byPart, srcs, bad := h.decode(recs)
 	for _, kr := range recs {
 		if reason, ok := bad[kr]; ok {
 			h.dlq.Inc()
 			out = append(out, DLQRecord(h.DLQTopic, "detect", reason, kr))
-			continue
 		}
-		out = append(out, &kgo.Record{Topic: h.EnrichedTopic, Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp})
 	}
 	for p, evs := range byPart {
 		d, err := h.detector(p)
 		if err != nil {
 			return nil, err
+		}
+		if h.Enricher != nil {
+			// An error here is ctx ending: the batch stays uncommitted.
+			if err := h.Enricher.Enrich(ctx, evs); err != nil {
+				return nil, err
+			}
+		}
+		for i := range evs {
+			kr := srcs[p][i]
+			out = append(out, &kgo.Record{Topic: h.EnrichedTopic, Key: kr.Key, Value: normalize.AppendEvent(nil, &evs[i]), Timestamp: kr.Timestamp})
 		}
 		alerts, err := d.Observe(ctx, evs)
 		if err != nil {
@@ -195,10 +214,12 @@ func (h *Detect) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record,
 	return out, nil
 }
 
-// decode groups the events of recs by partition, in order, and returns the
-// records that are not events with the reason.
-func (h *Detect) decode(recs []*kgo.Record) (map[int32][]schema.Event, map[*kgo.Record]string) {
+// decode groups the events of recs by partition, in order, with the
+// record each came from, and returns the records that are not events with
+// the reason.
+func (h *Detect) decode(recs []*kgo.Record) (map[int32][]schema.Event, map[int32][]*kgo.Record, map[*kgo.Record]string) {
 	byPart := map[int32][]schema.Event{}
+	srcs := map[int32][]*kgo.Record{}
 	var bad map[*kgo.Record]string
 	for _, kr := range recs {
 		var ev schema.Event
@@ -210,6 +231,7 @@ func (h *Detect) decode(recs []*kgo.Record) (map[int32][]schema.Event, map[*kgo.
 			continue
 		}
 		byPart[kr.Partition] = append(byPart[kr.Partition], ev)
+		srcs[kr.Partition] = append(srcs[kr.Partition], kr)
 	}
-	return byPart, bad
+	return byPart, srcs, bad
 }

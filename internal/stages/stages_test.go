@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/detect"
+	"github.com/trailwatch/trailwatch/enrich"
 	"github.com/trailwatch/trailwatch/ingest"
 	"github.com/trailwatch/trailwatch/normalize/schema"
 )
@@ -228,5 +229,33 @@ func TestDetectSendsUndecodableEventsToDLQ(t *testing.T) {
 	}
 	if len(out) != 1 || out[0].Topic != "dlq" || !strings.Contains(Header(out[0], HeaderDLQReason), "decode event") {
 		t.Fatalf("got %+v, want one DLQ record naming the decode error", out)
+	}
+}
+
+func TestDetectEnrichesBeforeRulesAndOutput(t *testing.T) {
+	h := newDetectHandler(t)
+	en, err := enrich.New(enrich.DefaultConfig(), nil) // user-agent parsing is on by default
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = en.Close(t.Context()) })
+	h.Enricher = en
+	ev := schema.Event{Timestamp: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	ev.Event.ID = "e1"
+	ev.UserAgent.Original = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+	b, _ := json.Marshal(&ev)
+	out, err := h.Handle(t.Context(), []*kgo.Record{{Topic: "events", Key: []byte("ip:x"), Value: b, Timestamp: ev.Timestamp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || out[0].Topic != "enriched" || string(out[0].Key) != "ip:x" {
+		t.Fatalf("got %+v", out)
+	}
+	var got schema.Event
+	if err := json.Unmarshal(out[0].Value, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.UserAgent.Name != "Chrome" || got.UserAgent.OS.Name == "" {
+		t.Errorf("enriched event lacks the parsed user agent: %+v", got.UserAgent)
 	}
 }

@@ -1,0 +1,146 @@
+package enrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/trailwatch/trailwatch/enrich/geoip"
+	"github.com/trailwatch/trailwatch/enrich/iplist"
+	"github.com/trailwatch/trailwatch/enrich/proxies"
+	"github.com/trailwatch/trailwatch/enrich/useragent"
+)
+
+// Config configures every enricher. Each is on when configured: proxies
+// when trusted_proxies is set, iplist when it has lists, geoip when a
+// database path is set, user_agent unless user_agent.enabled is false.
+type Config struct {
+	Proxies   proxies.Config   `koanf:"proxies"`
+	IPList    iplist.Config    `koanf:"iplist"`
+	GeoIP     geoip.Config     `koanf:"geoip"`
+	UserAgent useragent.Config `koanf:"user_agent"`
+}
+
+// DefaultConfig returns each enricher's defaults: only user-agent parsing
+// is on until proxies, lists or databases are configured.
+func DefaultConfig() Config {
+	return Config{
+		Proxies:   proxies.DefaultConfig(),
+		IPList:    iplist.DefaultConfig(),
+		GeoIP:     geoip.DefaultConfig(),
+		UserAgent: useragent.DefaultConfig(),
+	}
+}
+
+// Validate reports every problem with the enrichers that are on, each
+// prefixed by its key (e.g. "geoip.cache_size: must be at least 1").
+func (c Config) Validate() error {
+	var errs []error
+	add := func(prefix string, err error) {
+		if err == nil {
+			return
+		}
+		for _, line := range strings.Split(err.Error(), "\n") {
+			errs = append(errs, fmt.Errorf("%s.%s", prefix, line))
+		}
+	}
+	if c.Proxies.Enabled() {
+		add("proxies", c.Proxies.Validate())
+	}
+	if c.IPList.Enabled() {
+		add("iplist", c.IPList.Validate())
+	}
+	if c.GeoIP.Enabled() {
+		add("geoip", c.GeoIP.Validate())
+	}
+	if c.UserAgent.Enabled {
+		add("user_agent", c.UserAgent.Validate())
+	}
+	return errors.Join(errs...)
+}
+
+// Stats gathers the counters of the enrichers that are on; a nil field is
+// an enricher that is off.
+type Stats struct {
+	Proxies   *proxies.Stats
+	IPList    *iplist.Stats
+	GeoIP     *geoip.Stats
+	UserAgent *useragent.Stats
+}
+
+// Enrichment is the chain built from Config, with typed access to its
+// members' counters.
+type Enrichment struct {
+	*Chain
+	proxies   *proxies.Enricher
+	iplist    *iplist.Enricher
+	geoip     *geoip.Enricher
+	useragent *useragent.Enricher
+}
+
+// New validates cfg and builds the chain proxies → iplist → geoip →
+// user_agent from the enrichers that are on, loading lists and databases
+// and starting their reload tickers. Close stops them.
+func New(cfg Config, logger *slog.Logger) (*Enrichment, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Enrichment{Chain: NewChain()}
+	fail := func(prefix string, err error) (*Enrichment, error) {
+		_ = e.Close(context.Background()) // stop the tickers already started
+		return nil, fmt.Errorf("enrich %s: %w", prefix, err)
+	}
+	var err error
+	if cfg.Proxies.Enabled() {
+		if e.proxies, err = proxies.New(cfg.Proxies, logger.With("enricher", "proxies")); err != nil {
+			return fail("proxies", err)
+		}
+		e.steps = append(e.steps, e.proxies)
+	}
+	if cfg.IPList.Enabled() {
+		if e.iplist, err = iplist.New(cfg.IPList, logger.With("enricher", "iplist")); err != nil {
+			return fail("iplist", err)
+		}
+		e.steps = append(e.steps, e.iplist)
+	}
+	if cfg.GeoIP.Enabled() {
+		if e.geoip, err = geoip.New(cfg.GeoIP, logger.With("enricher", "geoip")); err != nil {
+			return fail("geoip", err)
+		}
+		e.steps = append(e.steps, e.geoip)
+	}
+	if cfg.UserAgent.Enabled {
+		if e.useragent, err = useragent.New(cfg.UserAgent, logger.With("enricher", "user_agent")); err != nil {
+			return fail("user_agent", err)
+		}
+		e.steps = append(e.steps, e.useragent)
+	}
+	return e, nil
+}
+
+// Stats returns the counters of the enrichers that are on.
+func (e *Enrichment) Stats() Stats {
+	var st Stats
+	if e.proxies != nil {
+		s := e.proxies.Stats()
+		st.Proxies = &s
+	}
+	if e.iplist != nil {
+		s := e.iplist.Stats()
+		st.IPList = &s
+	}
+	if e.geoip != nil {
+		s := e.geoip.Stats()
+		st.GeoIP = &s
+	}
+	if e.useragent != nil {
+		s := e.useragent.Stats()
+		st.UserAgent = &s
+	}
+	return st
+}
