@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"strconv"
 	"time"
 )
@@ -87,3 +88,41 @@ const (
 	HeaderOffset    = "tw.offset"
 	HeaderObserved  = "tw.observed"
 )
+
+// Emit retry backoff bounds: the first retry waits RetryMinBackoff, each
+// next one twice as long, capped at RetryMaxBackoff so a recovered Kafka is
+// noticed within seconds.
+const (
+	RetryMinBackoff = 100 * time.Millisecond
+	RetryMaxBackoff = 5 * time.Second
+)
+
+// RetryEmit hands recs to emit until it succeeds, backing off between
+// attempts, and calls failed after each failed attempt. It reports false if
+// ctx ended first; the caller then must not advance its checkpoint. This is
+// every collector's answer to a Kafka outage: hold the batch, never drop it.
+func RetryEmit(ctx context.Context, emit Emit, recs []Record, log *slog.Logger, failed func()) bool {
+	backoff := RetryMinBackoff
+	for {
+		err := emit(ctx, recs)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if failed != nil {
+			failed()
+		}
+		log.Warn("emit failed, retrying the same batch",
+			"err", err, "records", len(recs), "origin", recs[0].Origin, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		backoff = min(2*backoff, RetryMaxBackoff)
+	}
+}

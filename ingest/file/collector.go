@@ -14,13 +14,6 @@ import (
 	"github.com/trailwatch/trailwatch/ingest"
 )
 
-// Emit retry backoff bounds: the first retry waits minBackoff, each next one
-// twice as long, capped at maxBackoff so recovery is noticed within seconds.
-const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 5 * time.Second
-)
-
 // Collector tails files matched by globs. Build it with New.
 type Collector struct {
 	cfg      Config
@@ -168,27 +161,7 @@ func (c *Collector) Run(ctx context.Context, emit ingest.Emit) error {
 // emit hands recs to emit until it succeeds, backing off between attempts.
 // It reports false if ctx ended first.
 func (c *Collector) emit(ctx context.Context, emit ingest.Emit, recs []ingest.Record) bool {
-	backoff := minBackoff
-	for {
-		err := emit(ctx, recs)
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		c.emitErrors.Add(1)
-		c.log.Warn("emit failed, retrying the same batch",
-			"err", err, "records", len(recs), "origin", recs[0].Origin, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-t.C:
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
+	return ingest.RetryEmit(ctx, emit, recs, c.log, func() { c.emitErrors.Add(1) })
 }
 
 // excluded reports whether an exclude pattern matches path.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/trailwatch/trailwatch/ingest"
 )
 
 func TestReadsExistingFile(t *testing.T) {
@@ -208,8 +210,8 @@ func TestBackoffIsCapped(t *testing.T) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for i := 1; i < len(s.attempts); i++ {
-			if gap := s.attempts[i].Sub(s.attempts[i-1]); gap > maxBackoff {
-				t.Errorf("retry %d after %v, above the %v cap", i, gap, maxBackoff)
+			if gap := s.attempts[i].Sub(s.attempts[i-1]); gap > ingest.RetryMaxBackoff {
+				t.Errorf("retry %d after %v, above the %v cap", i, gap, ingest.RetryMaxBackoff)
 			}
 		}
 		if len(s.batches) != 1 {

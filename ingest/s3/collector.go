@@ -18,13 +18,6 @@ import (
 	"github.com/trailwatch/trailwatch/internal/config"
 )
 
-// Emit retry backoff bounds: the first retry waits minBackoff, each next one
-// twice as long, capped at maxBackoff so recovery is noticed within seconds.
-const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 5 * time.Second
-)
-
 // saveEvery throttles checkpoint writes while working through a backlog:
 // each write costs two fsyncs, and a later write only widens what a crash
 // re-sends (the sinks drop those duplicates by Record.ID).
@@ -215,25 +208,5 @@ func (c *Collector) Run(ctx context.Context, emit ingest.Emit) error {
 // emit hands recs to emit until it succeeds, backing off between attempts.
 // It reports false if ctx ended first.
 func (c *Collector) emit(ctx context.Context, emit ingest.Emit, recs []ingest.Record) bool {
-	backoff := minBackoff
-	for {
-		err := emit(ctx, recs)
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		c.emitErrors.Add(1)
-		c.log.Warn("emit failed, retrying the same batch",
-			"err", err, "records", len(recs), "origin", recs[0].Origin, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-t.C:
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
+	return ingest.RetryEmit(ctx, emit, recs, c.log, func() { c.emitErrors.Add(1) })
 }
