@@ -246,22 +246,31 @@ notify:
 	return run, cfgPath, logPath, brokers, osURL, rec
 }
 
-// waitNotified waits until the notify group committed every alert, so no
-// page can still be on its way when the test counts them.
+// waitNotified waits until the notify and index groups committed every
+// alert, so no page or alert document can still be on its way when the
+// test counts them.
 func waitNotified(t *testing.T, brokers []string, run string) {
 	t.Helper()
+	waitCaughtUp(t, brokers, run+"-notify", run+".alerts")
+	waitCaughtUp(t, brokers, run+"-index", run+".alerts")
+}
+
+// waitCaughtUp waits until group committed the end of every non-empty
+// partition of topic.
+func waitCaughtUp(t *testing.T, brokers []string, group, topic string) {
+	t.Helper()
 	adm := kadm.NewClient(mustClient(t, brokers))
-	waitFor(t, "the notify stage to catch up", 60*time.Second, func() bool {
-		lags, err := adm.Lag(t.Context(), run+"-notify")
+	waitFor(t, group+" to catch up on "+topic, 60*time.Second, func() bool {
+		lags, err := adm.Lag(t.Context(), group)
 		if err != nil {
 			return false
 		}
-		l, ok := lags[run+"-notify"]
+		l, ok := lags[group]
 		if !ok || l.FetchErr != nil || l.DescribeErr != nil {
 			return false
 		}
 		produced := false
-		for _, pl := range l.Lag[run+".alerts"] {
+		for _, pl := range l.Lag[topic] {
 			if pl.End.Offset > 0 {
 				produced = true
 				if pl.Commit.At != pl.End.Offset {
