@@ -420,3 +420,42 @@ func huntAlertIDs(t *testing.T, rulesDir, logPath string) map[string]string {
 	}
 	return ids
 }
+
+func TestRulesImportSigma(t *testing.T) {
+	in := t.TempDir()
+	good := `title: Path traversal in URI
+id: 5b2c8e3e-1111-4a6b-9f00-000000000001
+status: test
+logsource: {category: webserver}
+detection:
+  sel:
+    cs-uri-query|contains: '../'
+  condition: sel
+level: high
+tags: [attack.t1083]
+`
+	temporal := `title: Temporal
+id: 5b2c8e3e-1111-4a6b-9f00-000000000002
+correlation: {type: temporal, rules: [a, b], group-by: [c-ip], timespan: 5m}
+level: high
+`
+	for name, body := range map[string]string{"good.yml": good, "temporal.yml": temporal} {
+		if err := os.WriteFile(filepath.Join(in, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "imported")
+	code, stdout, errs := runCmd(t, t.Context(), "", "rules", "import-sigma", "--out", out, in)
+	if code != 0 || !strings.Contains(stdout, "converted 1 rules") {
+		t.Fatalf("exit %d: %s %s", code, stdout, errs)
+	}
+	if !strings.Contains(errs, "temporal") {
+		t.Errorf("the unsupported temporal correlation is not reported: %q", errs)
+	}
+	if code, stdout, errs := runCmd(t, t.Context(), "", "rules", "lint", out); code != 0 || !strings.Contains(stdout, "1 rules ok") {
+		t.Errorf("imported rule does not lint: %d %s %s", code, stdout, errs)
+	}
+	if code, _, _ := runCmd(t, t.Context(), "", "rules", "import-sigma", "--strict", "--out", out, in); code != 1 {
+		t.Errorf("--strict with a problem: exit %d, want 1", code)
+	}
+}

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/trailwatch/trailwatch/detect"
 	"github.com/trailwatch/trailwatch/detect/ruletest"
+	"github.com/trailwatch/trailwatch/detect/sigma"
 )
 
 // errTestsFailed makes `rules test` exit 1 after printing its report.
@@ -15,9 +18,10 @@ var errTestsFailed = errors.New("rule tests failed")
 
 func cmdRules(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	usage := func(w io.Writer) {
-		fmt.Fprintln(w, "Usage: trailwatch rules <test|lint> [DIR|FILE…]")
-		fmt.Fprintln(w, "\n  test   load the rules and run every rule's inline tests (default dir: rules)")
-		fmt.Fprintln(w, "  lint   load and type-check the rules without running them")
+		fmt.Fprintln(w, "Usage: trailwatch rules <test|lint|import-sigma> [DIR|FILE…]")
+		fmt.Fprintln(w, "\n  test           load the rules and run every rule's inline tests (default dir: rules)")
+		fmt.Fprintln(w, "  lint           load and type-check the rules without running them")
+		fmt.Fprintln(w, "  import-sigma   convert Sigma rules (webserver, CloudTrail, correlations) into rule files")
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
@@ -31,6 +35,8 @@ func cmdRules(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return rulesTest(args[1:], stdout, stderr)
 	case "lint":
 		return rulesLint(args[1:], stdout, stderr)
+	case "import-sigma":
+		return rulesImportSigma(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "trailwatch rules: unknown subcommand %q\n", args[0])
 	usage(stderr)
@@ -97,6 +103,47 @@ func rulesTest(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 	if failed > 0 {
 		return errTestsFailed
+	}
+	return nil
+}
+
+func rulesImportSigma(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("rules import-sigma --out DIR FILE|DIR…",
+		"Convert Sigma rules (category webserver, product aws/service cloudtrail, and\n"+
+			"event_count/value_count correlations) into trailwatch rule files, one per rule.\n"+
+			"A rule using anything that cannot be converted faithfully is not written; each\n"+
+			"such construct is reported on stderr with the file, rule and reason.", stdout, stderr)
+	out := fs.StringP("out", "o", "", "directory to write the converted rules to (required)")
+	strict := fs.Bool("strict", false, "exit 1 if any rule could not be converted")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "trailwatch rules import-sigma: --out and at least one FILE or DIR are required")
+		return errUsage
+	}
+	conv, problems := sigma.ConvertFiles(fs.Args()...)
+	for _, p := range problems {
+		fmt.Fprintln(stderr, p.String())
+	}
+	// Load what was converted before writing anything: a rule the engine
+	// refuses is a converter bug, and nothing is half-imported.
+	for _, c := range conv {
+		if _, err := detect.Parse(c.ID+".yaml", c.YAML); err != nil {
+			return fmt.Errorf("converted rule %s (from %s) does not load: %w", c.ID, c.File, err)
+		}
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	for _, c := range conv {
+		if err := os.WriteFile(filepath.Join(*out, c.ID+".yaml"), c.YAML, 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "converted %d rules into %s; %d problems\n", len(conv), *out, len(problems))
+	if *strict && len(problems) > 0 {
+		return errors.New("some rules could not be converted (see above)")
 	}
 	return nil
 }
