@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
+	exprparser "github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 	"go.yaml.in/yaml/v3"
 
@@ -18,8 +20,69 @@ import (
 // compileWhere compiles a rule condition against schema.Event, so unknown
 // fields and type mismatches are refused at load. Programs are run with a
 // *schema.Event environment (see BenchmarkWhere for why a pointer).
+//
+// Every `x matches "constant"` whose x is a string becomes a call of a
+// matcher with a literal prefilter (see prefilter.go): same result, but
+// the regexp runs only on inputs that contain one of the pattern's
+// required literals.
 func compileWhere(src string) (*vm.Program, error) {
-	return expr.Compile(src, expr.Env(schema.Event{}), expr.AsBool())
+	opts := []expr.Option{expr.Env(schema.Event{}), expr.AsBool()}
+	if tree, err := exprparser.Parse(src); err == nil {
+		mp := &matchPatcher{fns: map[string]string{}}
+		ast.Walk(&tree.Node, mp)
+		if len(mp.fns) > 0 {
+			for pattern, name := range mp.fns {
+				m, err := newMatcher(pattern)
+				if err != nil {
+					continue // left to expr, which reports it
+				}
+				opts = append(opts, expr.Function(name, func(args ...any) (any, error) {
+					return m.match(args[0].(string)), nil
+				}, new(func(string) bool)))
+			}
+			opts = append(opts, expr.Patch(&matchPatcher{fns: mp.fns, patch: true}))
+		}
+	}
+	return expr.Compile(src, opts...)
+}
+
+// matchPatcher first collects the constant patterns of `matches` nodes
+// (naming a function for each), then, with patch set, replaces each such
+// node whose left operand is a string with a call of that function. Other
+// nodes (a non-string or untyped operand, an invalid pattern) stay
+// `matches`, so expr's own checks and errors apply unchanged.
+type matchPatcher struct {
+	fns   map[string]string // pattern -> function name
+	patch bool
+}
+
+// Visit implements ast.Visitor.
+func (p *matchPatcher) Visit(node *ast.Node) {
+	b, ok := (*node).(*ast.BinaryNode)
+	if !ok || b.Operator != "matches" {
+		return
+	}
+	str, ok := b.Right.(*ast.StringNode)
+	if !ok {
+		return
+	}
+	if !p.patch {
+		if _, ok := p.fns[str.Value]; !ok {
+			p.fns[str.Value] = fmt.Sprintf("__trailwatch_matches_%d", len(p.fns))
+		}
+		return
+	}
+	name, ok := p.fns[str.Value]
+	if !ok || b.Left.Type() == nil || b.Left.Type().Kind() != reflect.String {
+		return
+	}
+	if _, err := regexp.Compile(str.Value); err != nil {
+		return
+	}
+	ast.Patch(node, &ast.CallNode{
+		Callee:    &ast.IdentifierNode{Value: name},
+		Arguments: []ast.Node{b.Left},
+	})
 }
 
 // compileGroupBy compiles one group_by field; its result must be a scalar
