@@ -172,6 +172,10 @@ func (d *Detector) DrainRuleErrors() []RuleError {
 
 // process is Observe and Warm; emit says whether alerts are built and
 // returned.
+// timingSample is how often (one event in N) per-rule evaluation time is
+// measured; RuleStats.EvalTime is the sampled time scaled by N.
+const timingSample = 16
+
 func (d *Detector) process(evs []schema.Event, emit bool) []schema.Alert {
 	var alerts []schema.Alert
 	for i := range evs {
@@ -186,12 +190,20 @@ func (d *Detector) process(evs []schema.Event, emit bool) []schema.Alert {
 		if late {
 			d.stats.Late++
 		}
-		start := time.Now()
+		// Rule timing is sampled on one event in timingSample and scaled:
+		// a clock read per rule per event cost ~13% of evaluation.
+		sample := (d.stats.Events-1)%timingSample == 0 // the first event is always timed
+		var start time.Time
+		if sample {
+			start = time.Now()
+		}
 		for _, rs := range d.rules {
 			a, fired := d.evaluate(rs, ev, late, horizon, emit)
-			now := time.Now()
-			rs.stats.EvalTime += now.Sub(start)
-			start = now
+			if sample {
+				now := time.Now()
+				rs.stats.EvalTime += now.Sub(start) * timingSample
+				start = now
+			}
 			if fired && emit {
 				alerts = append(alerts, a)
 				d.stats.Alerts++

@@ -52,7 +52,7 @@ type RuleStats struct {
 	// stay within max_distinct.
 	DistinctEvictions uint64
 	// EvalTime is the cumulative time spent evaluating the rule's
-	// condition and group key.
+	// condition and group key, measured on one event in 16 and scaled.
 	EvalTime time.Duration
 	// Groups is the number of group states the rule holds now.
 	Groups int
