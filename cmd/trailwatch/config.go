@@ -15,6 +15,7 @@ import (
 	"github.com/trailwatch/trailwatch/ingest/file"
 	"github.com/trailwatch/trailwatch/internal/config"
 	"github.com/trailwatch/trailwatch/internal/kafka"
+	"github.com/trailwatch/trailwatch/internal/stages"
 	"github.com/trailwatch/trailwatch/internal/telemetry"
 	"github.com/trailwatch/trailwatch/normalize"
 	"github.com/trailwatch/trailwatch/outputs/elasticsearch"
@@ -108,6 +109,8 @@ type NotifyConfig struct {
 	Console bool `koanf:"console"`
 	// Slack pages through Slack when a webhook URL or a token is set.
 	Slack slack.Config `koanf:"slack"`
+	// DedupTTL is how long the record of a sent alert is kept.
+	DedupTTL time.Duration `koanf:"dedup_ttl"`
 }
 
 func defaultConfig() Config {
@@ -126,7 +129,7 @@ func defaultConfig() Config {
 		Enrich:  enrich.DefaultConfig(),
 		Detect:  DetectConfig{Rules: []string{"rules"}, AllowedLateness: dc.AllowedLateness, MaxGroups: dc.MaxGroups},
 		Index:   IndexConfig{Type: "file", Elasticsearch: elasticsearch.DefaultConfig(), File: outfile.DefaultConfig()},
-		Notify:  NotifyConfig{Console: true, Slack: slack.DefaultConfig()},
+		Notify:  NotifyConfig{Console: true, Slack: slack.DefaultConfig(), DedupTTL: stages.DefaultSentTTL},
 	}
 }
 
@@ -201,6 +204,9 @@ func (c *Config) validate() error {
 	}
 	if c.runs(stageIndex) && c.Index.Type == "file" {
 		add("index.file", c.Index.File.Validate())
+	}
+	if c.Notify.DedupTTL < time.Hour {
+		errs = append(errs, errors.New("notify.dedup_ttl: must be at least 1h"))
 	}
 	if c.runs(stageNotify) && slackEnabled(c.Notify.Slack) {
 		add("notify.slack", c.Notify.Slack.Validate())

@@ -291,7 +291,9 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 			if err != nil {
 				return nil, nil, fmt.Errorf("notify: %w", err)
 			}
-			if err := newRunner(stageNotify, []string{t.Alerts}, stages.NewNotify(t.Notified, t.DLQ, a.notifier, sent, reg, a.log)); err != nil {
+			nh := stages.NewNotify(t.Notified, t.DLQ, a.notifier, sent, reg, a.log)
+			nh.TTL = cfg.Notify.DedupTTL
+			if err := newRunner(stageNotify, []string{t.Alerts}, nh); err != nil {
 				return nil, nil, err
 			}
 		}

@@ -34,22 +34,32 @@ type Notify struct {
 	Notifiers     []Notifier
 	Log           *slog.Logger
 
-	sent    map[string]struct{}
-	paged   *prometheus.CounterVec
-	skipped prometheus.Counter
-	dlq     prometheus.Counter
+	// TTL bounds how long a sent marker is kept: older ones are dropped
+	// from memory and tombstoned in the compacted topic, so neither grows
+	// without bound. An alert older than TTL is not expected on the alerts
+	// topic again (the group's offsets are past it).
+	TTL time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	sent      map[string]time.Time
+	lastPrune time.Time
+	paged     *prometheus.CounterVec
+	skipped   prometheus.Counter
+	dlq       prometheus.Counter
 }
 
 // NewNotify returns the notify stage handler with the markers already sent.
-func NewNotify(notifiedTopic, dlqTopic string, ns []Notifier, sent map[string]struct{}, reg prometheus.Registerer, log *slog.Logger) *Notify {
+func NewNotify(notifiedTopic, dlqTopic string, ns []Notifier, sent map[string]time.Time, reg prometheus.Registerer, log *slog.Logger) *Notify {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if sent == nil {
-		sent = map[string]struct{}{}
+		sent = map[string]time.Time{}
 	}
 	h := &Notify{
 		NotifiedTopic: notifiedTopic, DLQTopic: dlqTopic, Notifiers: ns, Log: log, sent: sent,
+		TTL:     DefaultSentTTL,
 		paged:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trailwatch_notify_alerts_total", Help: "Alerts sent, by notifier."}, []string{"notifier"}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_notify_duplicates_total", Help: "Alerts not sent again because they were already sent."}),
 		dlq:     prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_notify_dlq_total", Help: "Alerts a notifier refused permanently, sent to the dead-letter topic."}),
@@ -63,9 +73,33 @@ func NewNotify(notifiedTopic, dlqTopic string, ns []Notifier, sent map[string]st
 	return h
 }
 
+// DefaultSentTTL is how long sent markers are kept by default.
+const DefaultSentTTL = 30 * 24 * time.Hour
+
+// prune drops markers older than TTL, at most once an hour, returning the
+// tombstones that remove them from the compacted topic.
+func (h *Notify) prune(now time.Time) []*kgo.Record {
+	if h.TTL <= 0 || now.Sub(h.lastPrune) < time.Hour {
+		return nil
+	}
+	h.lastPrune = now
+	var out []*kgo.Record
+	for k, at := range h.sent {
+		if now.Sub(at) > h.TTL {
+			delete(h.sent, k)
+			out = append(out, &kgo.Record{Topic: h.NotifiedTopic, Key: []byte(k)}) // nil value: a tombstone
+		}
+	}
+	return out
+}
+
 // Handle implements pipeline.Handler.
 func (h *Notify) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record, error) {
-	var out []*kgo.Record
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	out := h.prune(now())
 	for _, kr := range recs {
 		var a schema.Alert
 		if err := json.Unmarshal(kr.Value, &a); err != nil || a.Event.ID == "" {
@@ -88,9 +122,10 @@ func (h *Notify) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record,
 				out = append(out, DLQRecord(h.DLQTopic, "notify", n.Name+": "+err.Error(), kr))
 				continue
 			}
-			h.sent[key] = struct{}{}
+			at := now().UTC()
+			h.sent[key] = at
 			h.paged.WithLabelValues(n.Name).Inc()
-			out = append(out, &kgo.Record{Topic: h.NotifiedTopic, Key: []byte(key), Value: time.Now().UTC().AppendFormat(nil, time.RFC3339)})
+			out = append(out, &kgo.Record{Topic: h.NotifiedTopic, Key: []byte(key), Value: at.AppendFormat(nil, time.RFC3339)})
 		}
 	}
 	return out, nil
@@ -116,9 +151,9 @@ func (h *Notify) send(ctx context.Context, n Notifier, a schema.Alert) error {
 }
 
 // LoadSent reads the markers topic from start to its current end and
-// returns the keys it holds.
-func LoadSent(ctx context.Context, base []kgo.Opt, topic string) (map[string]struct{}, error) {
-	sent := map[string]struct{}{}
+// returns the keys it holds with when each was sent (tombstones remove).
+func LoadSent(ctx context.Context, base []kgo.Opt, topic string) (map[string]time.Time, error) {
+	sent := map[string]time.Time{}
 	admCl, err := kgo.NewClient(base...)
 	if err != nil {
 		return nil, err
@@ -154,7 +189,13 @@ func LoadSent(ctx context.Context, base []kgo.Opt, topic string) (map[string]str
 			return nil, fmt.Errorf("load %s: %w", topic, err)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			sent[string(r.Key)] = struct{}{}
+			if r.Value == nil {
+				delete(sent, string(r.Key))
+			} else if at, err := time.Parse(time.RFC3339, string(r.Value)); err == nil {
+				sent[string(r.Key)] = at
+			} else {
+				sent[string(r.Key)] = r.Timestamp
+			}
 			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}

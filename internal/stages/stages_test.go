@@ -1,7 +1,9 @@
 package stages
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/detect"
@@ -257,5 +260,97 @@ func TestDetectEnrichesBeforeRulesAndOutput(t *testing.T) {
 	}
 	if got.UserAgent.Name != "Chrome" || got.UserAgent.OS.Name == "" {
 		t.Errorf("enriched event lacks the parsed user agent: %+v", got.UserAgent)
+	}
+}
+
+// recNotifier records what it was asked to send.
+type recNotifier struct{ sent []string }
+
+func (r *recNotifier) Notify(_ context.Context, alerts ...schema.Alert) (bool, error) {
+	for _, a := range alerts {
+		r.sent = append(r.sent, a.Event.ID)
+	}
+	return false, nil
+}
+func (r *recNotifier) Close(context.Context) error { return nil }
+
+func alertRec(t *testing.T, id string) *kgo.Record {
+	t.Helper()
+	a := schema.Alert{Event: schema.EventMeta{ID: id, Kind: "alert"}}
+	b, _ := json.Marshal(&a)
+	return &kgo.Record{Topic: "alerts", Key: []byte(id), Value: b}
+}
+
+// TestNotifyPagesOnceAcrossRestartsAndForgetsAfterTTL runs the notify
+// handler on an in-process broker: markers written by one handler are
+// loaded by the next, which does not page again; markers older than the
+// TTL are dropped and tombstoned.
+func TestNotifyPagesOnceAcrossRestartsAndForgetsAfterTTL(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "notified"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	base := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	prod, err := kgo.NewClient(base...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+
+	first := &recNotifier{}
+	h := NewNotify("notified", "dlq", []Notifier{{Name: "slack", AlertNotifier: first}}, nil, nil, nil)
+	h.Now = clock
+	out, err := h.Handle(t.Context(), []*kgo.Record{alertRec(t, "a1"), alertRec(t, "a1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.sent) != 1 || len(out) != 1 {
+		t.Fatalf("paged %v with %d markers, want a1 once", first.sent, len(out))
+	}
+	if err := prod.ProduceSync(t.Context(), out...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart: the markers are loaded, a1 is not paged again, a2 is.
+	sent, err := LoadSent(t.Context(), base, "notified")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := &recNotifier{}
+	h2 := NewNotify("notified", "dlq", []Notifier{{Name: "slack", AlertNotifier: second}}, sent, nil, nil)
+	h2.Now = clock
+	h2.lastPrune = now // no prune yet
+	out, err = h2.Handle(t.Context(), []*kgo.Record{alertRec(t, "a1"), alertRec(t, "a2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(second.sent) != "[a2]" {
+		t.Errorf("after restart paged %v, want only a2", second.sent)
+	}
+	if err := prod.ProduceSync(t.Context(), out...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Past the TTL the markers are dropped and tombstoned.
+	now = now.Add(h2.TTL + 2*time.Hour)
+	out, err = h2.Handle(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 || out[0].Value != nil || out[1].Value != nil {
+		t.Fatalf("want 2 tombstones, got %+v", out)
+	}
+	if err := prod.ProduceSync(t.Context(), out...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	sent, err = LoadSent(t.Context(), base, "notified")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != 0 {
+		t.Errorf("tombstoned markers still loaded: %v", sent)
 	}
 }
