@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/trailwatch/trailwatch/enrich/geoip"
+	"github.com/trailwatch/trailwatch/enrich/identity"
 	"github.com/trailwatch/trailwatch/enrich/iplist"
 	"github.com/trailwatch/trailwatch/enrich/proxies"
 	"github.com/trailwatch/trailwatch/enrich/useragent"
@@ -15,12 +16,14 @@ import (
 
 // Config configures every enricher. Each is on when configured: proxies
 // when trusted_proxies is set, iplist when it has lists, geoip when a
-// database path is set, user_agent unless user_agent.enabled is false.
+// database path is set, user_agent unless user_agent.enabled is false,
+// identity when an inventory file is set.
 type Config struct {
 	Proxies   proxies.Config   `koanf:"proxies"`
 	IPList    iplist.Config    `koanf:"iplist"`
 	GeoIP     geoip.Config     `koanf:"geoip"`
 	UserAgent useragent.Config `koanf:"user_agent"`
+	Identity  identity.Config  `koanf:"identity"`
 }
 
 // DefaultConfig returns each enricher's defaults: only user-agent parsing
@@ -31,6 +34,7 @@ func DefaultConfig() Config {
 		IPList:    iplist.DefaultConfig(),
 		GeoIP:     geoip.DefaultConfig(),
 		UserAgent: useragent.DefaultConfig(),
+		Identity:  identity.DefaultConfig(),
 	}
 }
 
@@ -58,6 +62,9 @@ func (c Config) Validate() error {
 	if c.UserAgent.Enabled {
 		add("user_agent", c.UserAgent.Validate())
 	}
+	if c.Identity.Enabled() {
+		add("identity", c.Identity.Validate())
+	}
 	return errors.Join(errs...)
 }
 
@@ -68,6 +75,7 @@ type Stats struct {
 	IPList    *iplist.Stats
 	GeoIP     *geoip.Stats
 	UserAgent *useragent.Stats
+	Identity  *identity.Stats
 }
 
 // Enrichment is the chain built from Config, with typed access to its
@@ -78,10 +86,11 @@ type Enrichment struct {
 	iplist    *iplist.Enricher
 	geoip     *geoip.Enricher
 	useragent *useragent.Enricher
+	identity  *identity.Enricher
 }
 
 // New validates cfg and builds the chain proxies → iplist → geoip →
-// user_agent from the enrichers that are on, loading lists and databases
+// user_agent → identity from the enrichers that are on, loading lists and databases
 // and starting their reload tickers. Close stops them.
 func New(cfg Config, logger *slog.Logger) (*Enrichment, error) {
 	if err := cfg.Validate(); err != nil {
@@ -120,6 +129,12 @@ func New(cfg Config, logger *slog.Logger) (*Enrichment, error) {
 		}
 		e.steps = append(e.steps, e.useragent)
 	}
+	if cfg.Identity.Enabled() {
+		if e.identity, err = identity.New(cfg.Identity, logger.With("enricher", "identity")); err != nil {
+			return fail("identity", err)
+		}
+		e.steps = append(e.steps, e.identity)
+	}
 	return e, nil
 }
 
@@ -141,6 +156,10 @@ func (e *Enrichment) Stats() Stats {
 	if e.useragent != nil {
 		s := e.useragent.Stats()
 		st.UserAgent = &s
+	}
+	if e.identity != nil {
+		s := e.identity.Stats()
+		st.Identity = &s
 	}
 	return st
 }

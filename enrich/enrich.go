@@ -1,9 +1,9 @@
 // Package enrich adds context to normalized events before detection: the
 // real client behind trusted proxies (proxies), membership of named IP
-// lists and threat feeds (iplist), location and network owner (geoip), and
-// the parsed user agent (useragent). Chain runs them in that order, so
-// every later step sees the real client address. docs/enrichment.md lists
-// every field each one writes.
+// lists and threat feeds (iplist), location and network owner (geoip), the
+// parsed user agent (useragent), and who owns the credential (identity).
+// Chain runs them in that order, so every later step sees the real client
+// address. docs/enrichment.md lists every field each one writes.
 //
 // Enrichment runs inside the detect stage on each decoded batch; it has no
 // topic or delivery guarantee of its own. Every enricher is idempotent (a

@@ -170,6 +170,14 @@ func AppendEvent(dst []byte, ev *schema.Event) []byte {
 	b = strField(b, "subject", tw.Credential.Subject)
 	b = strField(b, "client_id", tw.Credential.ClientID)
 	b = closeObj(b, o2)
+	b, o2 = openObj(b, "identity")
+	b = strField(b, "owner", tw.Identity.Owner)
+	b = strField(b, "team", tw.Identity.Team)
+	b = strField(b, "service", tw.Identity.Service)
+	if tw.Identity.Known {
+		b = append(appendKey(b, "known"), "true"...)
+	}
+	b = closeObj(b, o2)
 	if tw.Raw != (schema.RawRef{}) {
 		b, o2 = openObj(b, "raw")
 		b = strField(b, "origin", tw.Raw.Origin)

@@ -114,6 +114,10 @@ func (f *filler) fill(v reflect.Value) {
 		if f.on() {
 			v.SetInt(f.n + int64(f.leaf))
 		}
+	case reflect.Bool:
+		if f.on() {
+			v.SetBool(true)
+		}
 	case reflect.Float64:
 		if f.on() {
 			v.SetFloat(f.f * float64(f.leaf))

@@ -228,6 +228,7 @@ type Trailwatch struct {
 	Actor      string            `json:"actor,omitempty" expr:"actor"`
 	Source     string            `json:"source,omitempty" expr:"source"`
 	Credential Credential        `json:"credential,omitzero" expr:"credential"`
+	Identity   Identity          `json:"identity,omitzero" expr:"identity"`
 	Raw        RawRef            `json:"raw,omitzero" expr:"raw"`
 	Extra      map[string]string `json:"extra,omitempty" expr:"extra"`
 }
@@ -247,6 +248,16 @@ type Credential struct {
 	Issuer   string `json:"issuer,omitempty" expr:"issuer"`
 	Subject  string `json:"subject,omitempty" expr:"subject"`
 	ClientID string `json:"client_id,omitempty" expr:"client_id"`
+}
+
+// Identity is who owns the credential (or user) an event used, from the
+// identity inventory; Known is false with the other fields empty when the
+// event had a credential the inventory does not list.
+type Identity struct {
+	Owner   string `json:"owner,omitempty" expr:"owner"`
+	Team    string `json:"team,omitempty" expr:"team"`
+	Service string `json:"service,omitempty" expr:"service"`
+	Known   bool   `json:"known,omitempty" expr:"known"`
 }
 
 // RawRef points back at the raw record the event came from.
