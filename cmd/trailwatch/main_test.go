@@ -251,17 +251,21 @@ func TestEmbeddedDemo(t *testing.T) {
 	want := bytes.Count(demo, []byte("\n"))
 	eventsPath := filepath.Join(data, "output", "events.ndjson")
 	// The index stage runs beside notify: wait for it to catch up by
-	// watching the file it writes, then stop.
+	// watching the files it writes (every event, the three alerts), then
+	// stop.
 	deadline := time.Now().Add(60 * time.Second)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for got := 0; got < want; {
+	alertsPath := filepath.Join(data, "output", "alerts.ndjson")
+	for {
 		b, _ := os.ReadFile(eventsPath)
-		if got = bytes.Count(b, []byte("\n")); got >= want {
+		a, _ := os.ReadFile(alertsPath)
+		got, gotAlerts := bytes.Count(b, []byte("\n")), bytes.Count(a, []byte("\n"))
+		if got >= want && gotAlerts >= 3 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("events.ndjson has %d lines after 60s, the demo log %d", got, want)
+			t.Fatalf("after 60s events.ndjson has %d lines (the demo log %d), alerts.ndjson %d (want 3)", got, want, gotAlerts)
 		}
 		<-tick.C
 	}
@@ -276,7 +280,7 @@ func TestEmbeddedDemo(t *testing.T) {
 	if got := bytes.Count(events, []byte("\n")); got != want {
 		t.Errorf("events.ndjson has %d lines, the demo log %d", got, want)
 	}
-	alertsFile, err := os.ReadFile(filepath.Join(data, "output", "alerts.ndjson"))
+	alertsFile, err := os.ReadFile(alertsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
