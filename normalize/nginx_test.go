@@ -56,44 +56,7 @@ func TestNginxGolden(t *testing.T) {
 	n := normalize.NewNginx()
 	for _, path := range paths {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			var out []json.RawMessage
-			for _, rec := range readRecords(t, path) {
-				evs, err := n.Normalize(nil, &rec)
-				var b []byte
-				if err != nil {
-					b, err = json.Marshal(map[string]string{"error": err.Error()})
-				} else {
-					if len(evs) != 1 {
-						t.Fatalf("offset %d: got %d events, want 1", rec.Offset, len(evs))
-					}
-					assertSameJSON(t, &evs[0])
-					b, err = json.Marshal(&evs[0])
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				out = append(out, b)
-			}
-			got, err := json.MarshalIndent(out, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			golden := strings.TrimSuffix(path, ".log") + ".golden.json"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v\nrun `go test ./normalize -run Golden -update` to create it", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the normalizer's output:\n%s\nif the change is intended, run `go test ./normalize -run Golden -update` and review the diff",
-					golden, firstDiff(got, want))
-			}
+			checkGolden(t, n, path)
 		})
 	}
 }
@@ -424,4 +387,48 @@ func BenchmarkNginx(b *testing.B) {
 			return append(dst, out...)
 		})
 	})
+}
+
+// checkGolden normalizes every line of path with n and compares the events
+// (or error objects) with path's .golden.json; -update rewrites it.
+func checkGolden(t *testing.T, n normalize.Normalizer, path string) {
+	t.Helper()
+	var out []json.RawMessage
+	for _, rec := range readRecords(t, path) {
+		evs, err := n.Normalize(nil, &rec)
+		var b []byte
+		if err != nil {
+			b, err = json.Marshal(map[string]string{"error": err.Error()})
+		} else {
+			if len(evs) != 1 {
+				t.Fatalf("offset %d: got %d events, want 1", rec.Offset, len(evs))
+			}
+			assertSameJSON(t, &evs[0])
+			b, err = json.Marshal(&evs[0])
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	got, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	golden := strings.TrimSuffix(path, ".log") + ".golden.json"
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v\nrun `go test ./normalize -run Golden -update` to create it", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the normalizer's output:\n%s\nif the change is intended, run `go test ./normalize -run Golden -update` and review the diff",
+			golden, firstDiff(got, want))
+	}
 }
