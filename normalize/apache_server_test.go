@@ -25,7 +25,7 @@ func TestApacheRealServer(t *testing.T) {
 	bin := testenv.Binary(t, "apache2")
 	const mods = "/usr/lib/apache2/modules"
 	if _, err := os.Stat(filepath.Join(mods, "mod_mpm_event.so")); err != nil {
-		t.Skipf("apache2 modules not found: %v", err)
+		testenv.Missing(t, "apache2 modules not found: %v", err)
 	}
 	dir := t.TempDir()
 	// apache2 refuses to serve as root, so its child runs as www-data;

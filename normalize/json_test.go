@@ -242,7 +242,7 @@ func FuzzAppendEvent(f *testing.F) {
 	f.Add("<>&", "\t\n", uint64(1), int64(math.MinInt64), -3e21, int64(253402300799), int64(5), int64(86340))
 	f.Fuzz(func(t *testing.T, s1, s2 string, mask uint64, n int64, fl float64, sec, nsec, zone int64) {
 		if math.IsNaN(fl) || math.IsInf(fl, 0) {
-			t.Skip("json.Marshal rejects NaN and infinities")
+			fl = 0 // json.Marshal rejects NaN and infinities: nothing to compare with
 		}
 		// Keep times where json.Marshal can write them: years 1..9998 and
 		// whole-minute offsets under 24h.
@@ -254,9 +254,9 @@ func FuzzAppendEvent(f *testing.F) {
 		var ev schema.Event
 		fil := filler{strs: []string{s1, s2}, n: n, f: fl, t: ts, mask: mask}
 		fil.fill(reflect.ValueOf(&ev).Elem())
-		if !assertSameJSON(t, &ev) {
-			t.Skip("json.Marshal cannot encode this event")
-		}
+		// assertSameJSON reports false when json.Marshal cannot encode the
+		// event; the property then has nothing to compare against.
+		_ = assertSameJSON(t, &ev)
 	})
 }
 

@@ -204,6 +204,8 @@ func lfServe(t *testing.T, port int, name string, args ...string) {
 	})
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(15 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -219,7 +221,7 @@ func lfServe(t *testing.T, port int, name string, args ...string) {
 			t.Fatalf("%s not listening on %s after 15s:\n%s", name, addr, out.String())
 		}
 		// Poll the observable condition (the port), not a fixed sleep.
-		time.Sleep(20 * time.Millisecond)
+		<-tick.C
 	}
 }
 
@@ -228,6 +230,8 @@ func lfServe(t *testing.T, port int, name string, args ...string) {
 func lfWaitLines(t *testing.T, path string, n int) []string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		b, _ := os.ReadFile(path)
 		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
@@ -237,7 +241,7 @@ func lfWaitLines(t *testing.T, path string, n int) []string {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s has %d lines after 10s, want %d:\n%s", path, len(lines), n, b)
 		}
-		time.Sleep(10 * time.Millisecond)
+		<-tick.C
 	}
 }
 

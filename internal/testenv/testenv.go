@@ -33,11 +33,19 @@ func need(t testing.TB, env, what string) string {
 	if v != "" {
 		return v
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not set: CI must start a real %s (scripts/services.sh start)", env, what)
-	}
-	t.Skipf("%s not set; run `make test` to start a real %s", env, what)
+	Missing(t, "%s is not set: start a real %s with scripts/services.sh start (make test does)", env, what)
 	return ""
+}
+
+// Missing reports that something a test needs is not on this machine: under
+// CI=true the test fails, because CI installs and starts everything; on a
+// developer's machine it is skipped with the reason.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI is missing what this test needs: "+format, args...)
+	}
+	t.Skipf(format, args...)
 }
 
 // Binary returns the path of a real peer program (nginx, haproxy, …) that a
@@ -58,10 +66,7 @@ func Binary(t testing.TB, name string) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed: CI must install it (scripts/install-peers.sh)", name)
-	}
-	t.Skipf("%s not installed; run scripts/install-peers.sh", name)
+	Missing(t, "%s is not installed: run scripts/install-peers.sh", name)
 	return ""
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/trailwatch/trailwatch/internal/testenv"
 	"github.com/trailwatch/trailwatch/outputs"
 )
 
@@ -271,7 +272,7 @@ func TestElasticsearchFlavorRefusesOpenSearch(t *testing.T) {
 	}
 	nodeDo(t, http.MethodGet, node+"/", &root)
 	if root.Version.Distribution != "opensearch" {
-		t.Skipf("node is not OpenSearch (%q)", root.Version.Distribution)
+		testenv.Missing(t, "the test node is not OpenSearch (%q)", root.Version.Distribution)
 	}
 	cfg := testConfig(t, node)
 	cfg.Flavor = FlavorElasticsearch
