@@ -85,24 +85,9 @@ func cloudGolden(t *testing.T, source string, n normalize.Normalizer, glob strin
 			if err != nil {
 				t.Fatal(err)
 			}
-			got = append(got, '\n')
 			base := strings.TrimSuffix(path, filepath.Ext(path))
 			base = strings.TrimSuffix(base, ".json") // x.json.gz
-			golden := base + ".golden.json"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v\nrun `go test ./normalize -run Golden -update` to create it", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the normalizer's output:\n%s\nif the change is intended, run `go test ./normalize -run Golden -update` and review the diff",
-					golden, firstDiff(got, want))
-			}
+			compareGolden(t, base+".golden.json", append(got, '\n'))
 		})
 	}
 }

@@ -2,7 +2,6 @@ package normalize_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -58,44 +57,8 @@ func gwGolden(t *testing.T, source string, n normalize.Normalizer) {
 	}
 	for _, path := range paths {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			var out []json.RawMessage
-			for _, rec := range gwRecords(t, source, path) {
-				evs, err := n.Normalize(nil, &rec)
-				var b []byte
-				if err != nil {
-					b, err = json.Marshal(map[string]string{"error": err.Error()})
-				} else {
-					if len(evs) != 1 {
-						t.Fatalf("offset %d: got %d events, want 1", rec.Offset, len(evs))
-					}
-					gwInvariants(t, source, &rec, &evs[0])
-					b, err = json.Marshal(&evs[0])
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				out = append(out, b)
-			}
-			got, err := json.MarshalIndent(out, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			golden := strings.TrimSuffix(path, ".log") + ".golden.json"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v\nrun `go test ./normalize -run Golden -update` to create it", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the normalizer's output:\n%s\nif the change is intended, run `go test ./normalize -run Golden -update` and review the diff",
-					golden, firstDiff(got, want))
-			}
+			checkGoldenRecords(t, n, gwRecords(t, source, path), strings.TrimSuffix(path, ".log")+".golden.json",
+				func(rec *ingest.Record, ev *schema.Event) { gwInvariants(t, source, rec, ev) })
 		})
 	}
 }

@@ -393,8 +393,16 @@ func BenchmarkNginx(b *testing.B) {
 // (or error objects) with path's .golden.json; -update rewrites it.
 func checkGolden(t *testing.T, n normalize.Normalizer, path string) {
 	t.Helper()
+	checkGoldenRecords(t, n, readRecords(t, path), strings.TrimSuffix(path, ".log")+".golden.json",
+		func(_ *ingest.Record, ev *schema.Event) { assertSameJSON(t, ev) })
+}
+
+// checkGoldenRecords normalizes recs, each into one event or an error,
+// runs check on every event and compares the results with golden.
+func checkGoldenRecords(t *testing.T, n normalize.Normalizer, recs []ingest.Record, golden string, check func(*ingest.Record, *schema.Event)) {
+	t.Helper()
 	var out []json.RawMessage
-	for _, rec := range readRecords(t, path) {
+	for _, rec := range recs {
 		evs, err := n.Normalize(nil, &rec)
 		var b []byte
 		if err != nil {
@@ -403,7 +411,7 @@ func checkGolden(t *testing.T, n normalize.Normalizer, path string) {
 			if len(evs) != 1 {
 				t.Fatalf("offset %d: got %d events, want 1", rec.Offset, len(evs))
 			}
-			assertSameJSON(t, &evs[0])
+			check(&rec, &evs[0])
 			b, err = json.Marshal(&evs[0])
 		}
 		if err != nil {
@@ -415,8 +423,13 @@ func checkGolden(t *testing.T, n normalize.Normalizer, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = append(got, '\n')
-	golden := strings.TrimSuffix(path, ".log") + ".golden.json"
+	compareGolden(t, golden, append(got, '\n'))
+}
+
+// compareGolden compares got with the golden file, or rewrites the file
+// under -update; the failure names the flag.
+func compareGolden(t *testing.T, golden string, got []byte) {
+	t.Helper()
 	if *update {
 		if err := os.WriteFile(golden, got, 0o644); err != nil {
 			t.Fatal(err)
