@@ -315,6 +315,9 @@ func TestEmitErrorsRetried(t *testing.T) {
 	if got := datas(s.wait(t, 1)); !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("data = %q", got)
 	}
+	// Messages are counted once emit has returned, a moment after the sink
+	// saw them.
+	until(t, "the message counted", func() bool { return c.Stats().Messages == 1 })
 	if st := c.Stats(); st.EmitErrors != 2 || st.Messages != 1 || st.Bytes != 1 {
 		t.Errorf("EmitErrors, Messages, Bytes = %d, %d, %d", st.EmitErrors, st.Messages, st.Bytes)
 	}
