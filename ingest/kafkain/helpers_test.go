@@ -68,6 +68,9 @@ func committed(t testing.TB, brokers []string, group string) int64 {
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return 0 // not joined yet
 	}
+	if errors.Is(err, kerr.CoordinatorNotAvailable) || errors.Is(err, kerr.CoordinatorLoadInProgress) || errors.Is(err, kerr.NotCoordinator) {
+		return -1 // a fresh broker is still creating its offsets topic: ask again
+	}
 	if err != nil {
 		t.Fatalf("fetch offsets: %v", err)
 	}
