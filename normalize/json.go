@@ -155,6 +155,7 @@ func AppendEvent(dst []byte, ev *schema.Event) []byte {
 	b = strField(b, "type", ev.Error.Type)
 	b = closeObj(b, o)
 
+	b = appendThreat(b, ev.Threat.Enrichments)
 	b = mapField(b, "labels", ev.Labels)
 	b = strsField(b, "tags", ev.Tags)
 
@@ -174,9 +175,7 @@ func AppendEvent(dst []byte, ev *schema.Event) []byte {
 	b = strField(b, "owner", tw.Identity.Owner)
 	b = strField(b, "team", tw.Identity.Team)
 	b = strField(b, "service", tw.Identity.Service)
-	if tw.Identity.Known {
-		b = append(appendKey(b, "known"), "true"...)
-	}
+	b = boolField(b, "known", tw.Identity.Known)
 	b = closeObj(b, o2)
 	if tw.Raw != (schema.RawRef{}) {
 		b, o2 = openObj(b, "raw")
@@ -187,10 +186,97 @@ func AppendEvent(dst []byte, ev *schema.Event) []byte {
 		b = strField(b, "collector", tw.Raw.Collector)
 		b = closeObj(b, o2)
 	}
+	b = appendSession(b, &tw.Session)
+	b = appendSignals(b, &tw.Signals)
+	b, o2 = openObj(b, "hop")
+	b = strField(b, "id", tw.Hop.ID)
+	b = intField(b, "index", int64(tw.Hop.Index))
+	b = boolField(b, "duplicate", tw.Hop.Duplicate)
+	b = strField(b, "first_event_id", tw.Hop.FirstEventID)
+	b = strField(b, "client_ip", tw.Hop.ClientIP)
+	b = closeObj(b, o2)
 	b = mapField(b, "extra", tw.Extra)
 	b = closeObj(b, o)
 
 	return append(b, '}')
+}
+
+func appendThreat(b []byte, es []schema.ThreatEnrichment) []byte {
+	if len(es) == 0 {
+		return b
+	}
+	b, o := openObj(b, "threat")
+	b = append(appendKey(b, "enrichments"), '[')
+	for i := range es {
+		e := &es[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		var o2 int
+		b, o2 = openObj(b, "indicator")
+		b = strField(b, "type", e.Indicator.Type)
+		b = strField(b, "ip", e.Indicator.IP)
+		b = strField(b, "url", e.Indicator.URL)
+		b = strField(b, "domain", e.Indicator.Domain)
+		b = strField(b, "provider", e.Indicator.Provider)
+		b = strField(b, "description", e.Indicator.Description)
+		b = strField(b, "confidence", e.Indicator.Confidence)
+		b = closeObj(b, o2)
+		b, o2 = openObj(b, "matched")
+		b = strField(b, "atomic", e.Matched.Atomic)
+		b = strField(b, "field", e.Matched.Field)
+		b = strField(b, "type", e.Matched.Type)
+		b = closeObj(b, o2)
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	return closeObj(b, o)
+}
+
+func appendSession(b []byte, s *schema.Session) []byte {
+	b, o := openObj(b, "session")
+	b = strField(b, "id", s.ID)
+	b = timeField(b, "start", s.Start)
+	b = intField(b, "requests", s.Requests)
+	b = intField(b, "bytes", s.Bytes)
+	return closeObj(b, o)
+}
+
+func appendSignals(b []byte, s *schema.Signals) []byte {
+	b, o := openObj(b, "signals")
+	b, o2 := openObj(b, "first_seen")
+	b = boolField(b, "ip", s.FirstSeen.IP)
+	b = boolField(b, "asn", s.FirstSeen.ASN)
+	b = boolField(b, "country", s.FirstSeen.Country)
+	b = boolField(b, "user_agent", s.FirstSeen.UserAgent)
+	b = closeObj(b, o2)
+	b = intField(b, "distinct_ips", s.DistinctIPs)
+	b = intField(b, "distinct_actors", s.DistinctActors)
+	b, o2 = openObj(b, "travel")
+	t := &s.Travel
+	b = strField(b, "from_ip", t.FromIP)
+	b = strField(b, "from_country", t.FromCountry)
+	b = floatField(b, "distance_km", t.DistanceKM)
+	b = intField(b, "seconds", t.Seconds)
+	b = floatField(b, "speed_kmh", t.SpeedKMH)
+	b = boolField(b, "impossible", t.Impossible)
+	b = closeObj(b, o2)
+	return closeObj(b, o)
+}
+
+func boolField(b []byte, key string, v bool) []byte {
+	if !v {
+		return b
+	}
+	return append(appendKey(b, key), "true"...)
+}
+
+func floatField(b []byte, key string, v float64) []byte {
+	if v == 0 {
+		return b
+	}
+	return appendFloat(appendKey(b, key), v)
 }
 
 func appendEndpoint(b []byte, key string, e *schema.Endpoint) []byte {

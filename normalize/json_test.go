@@ -123,6 +123,15 @@ func (f *filler) fill(v reflect.Value) {
 			v.SetFloat(f.f * float64(f.leaf))
 		}
 	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Struct {
+			if f.on() {
+				s := reflect.MakeSlice(v.Type(), 2, 2)
+				f.fill(s.Index(0))
+				f.fill(s.Index(1))
+				v.Set(s)
+			}
+			return
+		}
 		if v.Type().Elem().Kind() != reflect.String {
 			panic("filler: unhandled slice type " + v.Type().String())
 		}

@@ -29,6 +29,7 @@ type Event struct {
 	Service     Service           `json:"service,omitzero" expr:"service"`
 	Trace       Trace             `json:"trace,omitzero" expr:"trace"`
 	Error       Error             `json:"error,omitzero" expr:"error"`
+	Threat      EventThreat       `json:"threat,omitzero" expr:"threat"`
 	Labels      map[string]string `json:"labels,omitempty" expr:"labels"`
 	Tags        []string          `json:"tags,omitempty" expr:"tags"`
 	Trailwatch  Trailwatch        `json:"trailwatch,omitzero" expr:"trailwatch"`
@@ -230,7 +231,105 @@ type Trailwatch struct {
 	Credential Credential        `json:"credential,omitzero" expr:"credential"`
 	Identity   Identity          `json:"identity,omitzero" expr:"identity"`
 	Raw        RawRef            `json:"raw,omitzero" expr:"raw"`
+	Session    Session           `json:"session,omitzero" expr:"session"`
+	Signals    Signals           `json:"signals,omitzero" expr:"signals"`
+	Hop        Hop               `json:"hop,omitzero" expr:"hop"`
 	Extra      map[string]string `json:"extra,omitempty" expr:"extra"`
+}
+
+// EventThreat is ECS threat.* on an event: the indicators it matched.
+type EventThreat struct {
+	Enrichments []ThreatEnrichment `json:"enrichments,omitempty" expr:"enrichments"`
+}
+
+// ThreatEnrichment is one ECS threat.enrichments entry: an indicator from a
+// feed and the event field that matched it.
+type ThreatEnrichment struct {
+	Indicator ThreatIndicator `json:"indicator,omitzero" expr:"indicator"`
+	Matched   ThreatMatched   `json:"matched,omitzero" expr:"matched"`
+}
+
+// ThreatIndicator is ECS threat.enrichments.indicator.*.
+type ThreatIndicator struct {
+	// Type is the ECS indicator type: ipv4-addr, ipv6-addr, url, domain-name.
+	Type        string `json:"type,omitempty" expr:"type"`
+	IP          string `json:"ip,omitempty" expr:"ip"`
+	URL         string `json:"url,omitempty" expr:"url"`
+	Domain      string `json:"domain,omitempty" expr:"domain"`
+	Provider    string `json:"provider,omitempty" expr:"provider"`
+	Description string `json:"description,omitempty" expr:"description"`
+	// Confidence is the ECS scale: Low, Medium, High, None or Not Specified.
+	Confidence string `json:"confidence,omitempty" expr:"confidence"`
+}
+
+// ThreatMatched is ECS threat.enrichments.matched.*.
+type ThreatMatched struct {
+	Atomic string `json:"atomic,omitempty" expr:"atomic"`
+	Field  string `json:"field,omitempty" expr:"field"`
+	// Type is indicator_match_rule in ECS terms; trailwatch writes the list name's kind.
+	Type string `json:"type,omitempty" expr:"type"`
+}
+
+// Session is the actor's session an event belongs to: a run of requests by
+// one credential (else user, else IP) with no gap longer than the
+// inactivity timeout. Requests and Bytes count the session so far,
+// this event included.
+type Session struct {
+	ID       string    `json:"id,omitempty" expr:"id"`
+	Start    time.Time `json:"start,omitzero" expr:"start"`
+	Requests int64     `json:"requests,omitempty" expr:"requests"`
+	Bytes    int64     `json:"bytes,omitempty" expr:"bytes"`
+}
+
+// Signals are what correlation over the actor's history says about an
+// event: first sightings, distinct counts over a rolling period, travel.
+type Signals struct {
+	FirstSeen FirstSeen `json:"first_seen,omitzero" expr:"first_seen"`
+	// DistinctIPs is how many client IPs the event's credential (else
+	// user) used over the correlation period, this one included.
+	DistinctIPs int64 `json:"distinct_ips,omitempty" expr:"distinct_ips"`
+	// DistinctActors is how many credentials or users the event's client
+	// IP used over the correlation period, this one included.
+	DistinctActors int64  `json:"distinct_actors,omitempty" expr:"distinct_actors"`
+	Travel         Travel `json:"travel,omitzero" expr:"travel"`
+}
+
+// FirstSeen flags what the actor had not used before within the history
+// period: each is true on the first event showing it.
+type FirstSeen struct {
+	IP        bool `json:"ip,omitempty" expr:"ip"`
+	ASN       bool `json:"asn,omitempty" expr:"asn"`
+	Country   bool `json:"country,omitempty" expr:"country"`
+	UserAgent bool `json:"user_agent,omitempty" expr:"user_agent"`
+}
+
+// Travel compares an event's location with the actor's previous located
+// event: the distance, the speed it implies, and whether that speed is
+// impossible for a traveller.
+type Travel struct {
+	FromIP      string  `json:"from_ip,omitempty" expr:"from_ip"`
+	FromCountry string  `json:"from_country,omitempty" expr:"from_country"`
+	DistanceKM  float64 `json:"distance_km,omitempty" expr:"distance_km"`
+	Seconds     int64   `json:"seconds,omitempty" expr:"seconds"`
+	SpeedKMH    float64 `json:"speed_kmh,omitempty" expr:"speed_kmh"`
+	Impossible  bool    `json:"impossible,omitempty" expr:"impossible"`
+}
+
+// Hop links the records several hops (CDN, load balancer, gateway,
+// service) wrote for one request, by request or trace id.
+type Hop struct {
+	// ID is the request or trace id that linked the hops.
+	ID string `json:"id,omitempty" expr:"id"`
+	// Index counts the hops seen for the request before this one.
+	Index int `json:"index,omitempty" expr:"index"`
+	// Duplicate is true on every hop after the first seen: the request is
+	// already in the trail, so counting rules skip it.
+	Duplicate bool `json:"duplicate,omitempty" expr:"duplicate"`
+	// FirstEventID is the event id of the first hop seen.
+	FirstEventID string `json:"first_event_id,omitempty" expr:"first_event_id"`
+	// ClientIP is the true client: the first address of the forwarded-for
+	// chain, or the first hop's client.
+	ClientIP string `json:"client_ip,omitempty" expr:"client_ip"`
 }
 
 // Credential identifies the secret used without holding it: a keyed
