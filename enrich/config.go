@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/trailwatch/trailwatch/enrich/actor"
 	"github.com/trailwatch/trailwatch/enrich/geoip"
+	"github.com/trailwatch/trailwatch/enrich/hop"
 	"github.com/trailwatch/trailwatch/enrich/identity"
 	"github.com/trailwatch/trailwatch/enrich/iplist"
 	"github.com/trailwatch/trailwatch/enrich/proxies"
@@ -17,24 +19,30 @@ import (
 // Config configures every enricher. Each is on when configured: proxies
 // when trusted_proxies is set, iplist when it has lists, geoip when a
 // database path is set, user_agent unless user_agent.enabled is false,
-// identity when an inventory file is set.
+// identity when an inventory file is set, actor unless actor.enabled is
+// false, hop when hop.enabled is true.
 type Config struct {
 	Proxies   proxies.Config   `koanf:"proxies"`
+	Hop       hop.Config       `koanf:"hop"`
 	IPList    iplist.Config    `koanf:"iplist"`
 	GeoIP     geoip.Config     `koanf:"geoip"`
 	UserAgent useragent.Config `koanf:"user_agent"`
 	Identity  identity.Config  `koanf:"identity"`
+	Actor     actor.Config     `koanf:"actor"`
 }
 
 // DefaultConfig returns each enricher's defaults: only user-agent parsing
-// is on until proxies, lists or databases are configured.
+// and actor correlation are on until proxies, lists or databases are
+// configured.
 func DefaultConfig() Config {
 	return Config{
 		Proxies:   proxies.DefaultConfig(),
+		Hop:       hop.DefaultConfig(),
 		IPList:    iplist.DefaultConfig(),
 		GeoIP:     geoip.DefaultConfig(),
 		UserAgent: useragent.DefaultConfig(),
 		Identity:  identity.DefaultConfig(),
+		Actor:     actor.DefaultConfig(),
 	}
 }
 
@@ -53,6 +61,9 @@ func (c Config) Validate() error {
 	if c.Proxies.Enabled() {
 		add("proxies", c.Proxies.Validate())
 	}
+	if c.Hop.Enabled {
+		add("hop", c.Hop.Validate())
+	}
 	if c.IPList.Enabled() {
 		add("iplist", c.IPList.Validate())
 	}
@@ -65,6 +76,9 @@ func (c Config) Validate() error {
 	if c.Identity.Enabled() {
 		add("identity", c.Identity.Validate())
 	}
+	if c.Actor.Enabled {
+		add("actor", c.Actor.Validate())
+	}
 	return errors.Join(errs...)
 }
 
@@ -72,10 +86,12 @@ func (c Config) Validate() error {
 // an enricher that is off.
 type Stats struct {
 	Proxies   *proxies.Stats
+	Hop       *hop.Stats
 	IPList    *iplist.Stats
 	GeoIP     *geoip.Stats
 	UserAgent *useragent.Stats
 	Identity  *identity.Stats
+	Actor     *actor.Stats
 }
 
 // Enrichment is the chain built from Config, with typed access to its
@@ -83,14 +99,16 @@ type Stats struct {
 type Enrichment struct {
 	*Chain
 	proxies   *proxies.Enricher
+	hop       *hop.Enricher
 	iplist    *iplist.Enricher
 	geoip     *geoip.Enricher
 	useragent *useragent.Enricher
 	identity  *identity.Enricher
+	actor     *actor.Enricher
 }
 
-// New validates cfg and builds the chain proxies → iplist → geoip →
-// user_agent → identity from the enrichers that are on, loading lists and databases
+// New validates cfg and builds the chain proxies → hop → iplist → geoip →
+// user_agent → identity → actor from the enrichers that are on, loading lists and databases
 // and starting their reload tickers. Close stops them.
 func New(cfg Config, logger *slog.Logger) (*Enrichment, error) {
 	if err := cfg.Validate(); err != nil {
@@ -110,6 +128,14 @@ func New(cfg Config, logger *slog.Logger) (*Enrichment, error) {
 			return fail("proxies", err)
 		}
 		e.steps = append(e.steps, e.proxies)
+	}
+	// Hop correlation runs after proxies so that the true client it
+	// records is the one proxies resolved.
+	if cfg.Hop.Enabled {
+		if e.hop, err = hop.New(cfg.Hop, logger.With("enricher", "hop")); err != nil {
+			return fail("hop", err)
+		}
+		e.steps = append(e.steps, e.hop)
 	}
 	if cfg.IPList.Enabled() {
 		if e.iplist, err = iplist.New(cfg.IPList, logger.With("enricher", "iplist")); err != nil {
@@ -135,6 +161,14 @@ func New(cfg Config, logger *slog.Logger) (*Enrichment, error) {
 		}
 		e.steps = append(e.steps, e.identity)
 	}
+	// Actor correlation reads source.geo, source.as and user_agent, so it
+	// runs after geoip and user_agent.
+	if cfg.Actor.Enabled {
+		if e.actor, err = actor.New(cfg.Actor, logger.With("enricher", "actor")); err != nil {
+			return fail("actor", err)
+		}
+		e.steps = append(e.steps, e.actor)
+	}
 	return e, nil
 }
 
@@ -144,6 +178,10 @@ func (e *Enrichment) Stats() Stats {
 	if e.proxies != nil {
 		s := e.proxies.Stats()
 		st.Proxies = &s
+	}
+	if e.hop != nil {
+		s := e.hop.Stats()
+		st.Hop = &s
 	}
 	if e.iplist != nil {
 		s := e.iplist.Stats()
@@ -160,6 +198,10 @@ func (e *Enrichment) Stats() Stats {
 	if e.identity != nil {
 		s := e.identity.Stats()
 		st.Identity = &s
+	}
+	if e.actor != nil {
+		s := e.actor.Stats()
+		st.Actor = &s
 	}
 	return st
 }

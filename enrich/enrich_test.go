@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/trailwatch/trailwatch/enrich"
+	"github.com/trailwatch/trailwatch/enrich/actor"
 	"github.com/trailwatch/trailwatch/enrich/geoip"
 	"github.com/trailwatch/trailwatch/enrich/internal/mmdbtest"
 	"github.com/trailwatch/trailwatch/enrich/iplist"
@@ -31,6 +32,9 @@ var (
 	_ enrich.Enricher = (*iplist.Enricher)(nil)
 	_ enrich.Enricher = (*proxies.Enricher)(nil)
 	_ enrich.Enricher = (*useragent.Enricher)(nil)
+	_ enrich.Enricher = (*actor.Enricher)(nil)
+	_ enrich.Stateful = (*actor.Enricher)(nil)
+	_ enrich.Stateful = (*enrich.Chain)(nil)
 )
 
 var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -63,15 +67,26 @@ func fixture(t testing.TB, dir string, threatFeed int) string {
 		fmt.Fprintf(&tor, "%d.%d.%d.%d\n", 100+i%50, i>>16&255, i>>8&255, i&255)
 	}
 	write("tor.txt", tor.String())
+	// A CSV feed of domains and URLs, a tenth of the address feed's size.
+	var intel strings.Builder
+	intel.WriteString("indicator,threat\nevil.example,phishing\nhttp://dl.example/x.exe,dropper\n")
+	for i := range threatFeed / 10 {
+		fmt.Fprintf(&intel, "bad%d.example,c2\nhttp://files%d.example/p/%d.bin,malware\n", i, i, i)
+	}
+	write("intel.csv", intel.String())
 	return fmt.Sprintf(`
 enrich:
   proxies:
     trusted_proxies: [10.0.0.0/8]
+  hop:
+    enabled: true
+    window: 2m
   iplist:
     refresh_interval: 1m
     lists:
       - {name: internal, file: %[1]s/internal.csv}
       - {name: tor_exit, file: %[1]s/tor.txt, threat: true}
+      - {name: intel, file: %[1]s/intel.csv, format: csv, column: indicator, label_column: threat, threat: true, confidence: High}
   geoip:
     city_db: %[1]s/city.mmdb
     asn_db: %[1]s/asn.mmdb
@@ -102,7 +117,7 @@ func load(t testing.TB, yaml string) enrich.Config {
 func TestChainFromConfig(t *testing.T) {
 	dir := t.TempDir()
 	cfg := load(t, fixture(t, dir, 10))
-	if cfg.GeoIP.ReloadInterval != 30*time.Second || len(cfg.IPList.Lists) != 2 || !cfg.IPList.Lists[1].Threat || !cfg.UserAgent.Enabled || cfg.UserAgent.MaxLength != 1024 {
+	if cfg.GeoIP.ReloadInterval != 30*time.Second || len(cfg.IPList.Lists) != 3 || !cfg.Hop.Enabled || !cfg.IPList.Lists[1].Threat || !cfg.UserAgent.Enabled || cfg.UserAgent.MaxLength != 1024 {
 		t.Fatalf("config decoded as %+v", cfg)
 	}
 	e, err := enrich.New(cfg, nil)
@@ -114,8 +129,9 @@ func TestChainFromConfig(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	if e.Len() != 4 {
-		t.Fatalf("chain has %d enrichers, want 4", e.Len())
+	// proxies, hop, iplist, geoip, user_agent, and actor when it is on.
+	if want := 5 + btoi(cfg.Actor.Enabled); e.Len() != want {
+		t.Fatalf("chain has %d enrichers, want %d", e.Len(), want)
 	}
 	ua := "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
 	evs := []schema.Event{{
@@ -125,6 +141,9 @@ func TestChainFromConfig(t *testing.T) {
 		UserAgent:  schema.UserAgent{Original: ua},
 		Related:    schema.Related{IP: []string{"10.0.0.5", "81.2.69.142"}},
 		Trailwatch: schema.Trailwatch{Actor: "ip:10.0.0.5", Extra: map[string]string{"http_x_forwarded_for": "81.2.69.142, 185.220.101.1"}},
+		Event:      schema.EventMeta{ID: "gw-1"},
+		HTTP:       schema.HTTP{Request: schema.HTTPRequest{ID: "req-42"}},
+		URL:        schema.URL{Domain: "login.evil.example", Full: "https://login.evil.example/"},
 	}}
 	if err := e.Enrich(t.Context(), evs); err != nil {
 		t.Fatal(err)
@@ -134,16 +153,32 @@ func TestChainFromConfig(t *testing.T) {
 	if ev.Source != want || ev.Client != want {
 		t.Errorf("source = %+v\nclient = %+v\nwant     %+v", ev.Source, ev.Client, want)
 	}
-	if tags := []string{"iplist:tor_exit", "threat:tor_exit"}; !slices.Equal(ev.Tags, tags) {
+	if tags := []string{"iplist:tor_exit", "threat:tor_exit", "iplist:intel", "threat:intel"}; !slices.Equal(ev.Tags, tags) {
 		t.Errorf("tags = %v, want %v", ev.Tags, tags)
 	}
 	wantExtra := map[string]string{
 		"http_x_forwarded_for": "81.2.69.142, 185.220.101.1",
 		"source.proxy.ip":      "10.0.0.5",
-		"threat.list":          "tor_exit", "threat.indicator.ip": "185.220.101.1", "threat.matched.field": "source.ip",
 	}
 	if !maps.Equal(ev.Trailwatch.Extra, wantExtra) {
 		t.Errorf("extra = %v\nwant    %v", ev.Trailwatch.Extra, wantExtra)
+	}
+	wantThreat := []schema.ThreatEnrichment{
+		{
+			Indicator: schema.ThreatIndicator{Type: "ipv4-addr", IP: "185.220.101.1", Provider: "tor_exit"},
+			Matched:   schema.ThreatMatched{Atomic: "185.220.101.1", Field: "source.ip", Type: "indicator_match_rule"},
+		},
+		{
+			Indicator: schema.ThreatIndicator{Type: "domain-name", Domain: "evil.example", Provider: "intel", Description: "phishing", Confidence: "High"},
+			Matched:   schema.ThreatMatched{Atomic: "login.evil.example", Field: "url.domain", Type: "indicator_match_rule"},
+		},
+	}
+	if !slices.Equal(ev.Threat.Enrichments, wantThreat) {
+		t.Errorf("threat.enrichments = %+v\nwant %+v", ev.Threat.Enrichments, wantThreat)
+	}
+	// The hop saw the client proxies resolved, not the forged leftmost entry.
+	if h := (schema.Hop{ID: "req-42", ClientIP: "185.220.101.1"}); ev.Trailwatch.Hop != h {
+		t.Errorf("hop = %+v, want %+v", ev.Trailwatch.Hop, h)
 	}
 	if ev.Trailwatch.Actor != "ip:185.220.101.1" || !slices.Equal(ev.Related.IP, []string{"10.0.0.5", "81.2.69.142", "185.220.101.1"}) {
 		t.Errorf("actor %q related %v", ev.Trailwatch.Actor, ev.Related.IP)
@@ -152,9 +187,16 @@ func TestChainFromConfig(t *testing.T) {
 		t.Errorf("user_agent = %+v", ev.UserAgent)
 	}
 	st := e.Stats()
-	if st.Proxies.Rewritten != 1 || st.GeoIP.Misses != 1 || st.UserAgent.Misses != 1 || st.IPList.Lists[1].Matches != 1 {
-		t.Errorf("stats = %+v %+v %+v %+v", st.Proxies, st.GeoIP, st.UserAgent, st.IPList)
+	if st.Proxies.Rewritten != 1 || st.GeoIP.Misses != 1 || st.UserAgent.Misses != 1 || st.IPList.Lists[1].Matches != 1 || st.Hop.First != 1 {
+		t.Errorf("stats = %+v %+v %+v %+v %+v", st.Proxies, st.GeoIP, st.UserAgent, st.IPList, st.Hop)
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
@@ -164,10 +206,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	cfg.GeoIP.CacheSize = 0
 	cfg.IPList.Lists = []iplist.List{{Name: "a"}}
 	cfg.UserAgent.MaxLength = 0
+	cfg.Hop.Enabled, cfg.Hop.MaxIDs = true, 0
 	_, err := enrich.New(cfg, nil)
 	want := strings.Join([]string{
 		`proxies.trusted_proxies[0]: "nope": not an address or CIDR`,
-		`iplist.lists[0].file: required`,
+		`hop.max_ids: must be at least 1`,
+		`iplist.lists[0].file: required (or url)`,
 		`geoip.cache_size: must be at least 1`,
 		`user_agent.max_length: must be at least 1`,
 	}, "\n")
@@ -189,7 +233,7 @@ func TestDefaultChainOnlyParsesUserAgents(t *testing.T) {
 	}
 	defer e.Close(context.Background())
 	st := e.Stats()
-	if e.Len() != 1 || st.UserAgent == nil || st.GeoIP != nil || st.IPList != nil || st.Proxies != nil {
+	if e.Len() != 1+btoi(st.Actor != nil) || st.UserAgent == nil || st.GeoIP != nil || st.IPList != nil || st.Proxies != nil || st.Hop != nil {
 		t.Fatalf("default chain: %d enrichers, stats %+v", e.Len(), st)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -203,7 +247,8 @@ func TestDefaultChainOnlyParsesUserAgents(t *testing.T) {
 // with warm caches over batches of 10,000 events: about 9,000 distinct
 // public clients (a third behind the trusted load balancer with
 // X-Forwarded-For, 1% Tor exits), 5% private sources, 40 distinct user
-// agents, a 10k-entry threat feed. events/s is per core: the chain runs on
+// agents, a 10k-entry address feed and a 2k-entry domain and URL feed
+// (a tenth of the requests to a listed domain), three hops per request id. events/s is per core: the chain runs on
 // one goroutine.
 func BenchmarkChain(b *testing.B) {
 	dir := b.TempDir()
@@ -250,15 +295,29 @@ func BenchmarkChain(b *testing.B) {
 		}
 		ev.UserAgent.Original = agents[i%len(agents)]
 		ev.Trailwatch.Actor = "ip:" + ev.Source.IP
+		// Three hops per request; every tenth request to a listed domain.
+		ev.Event.ID = fmt.Sprint("ev-", i)
+		ev.HTTP.Request.ID = fmt.Sprint("req-", i/3)
+		ev.URL.Domain = fmt.Sprintf("api%d.example.com", i%50)
+		if i%30 < 3 {
+			ev.URL.Domain = fmt.Sprintf("x.bad%d.example", i%500)
+		}
+		ev.URL.Full = "https://" + ev.URL.Domain + "/v1/items?page=2"
 	}
 	evs := make([]schema.Event, batch)
+	round := 0
 	reset := func() {
 		copy(evs, tmpl)
 		for i := range evs {
 			if tmpl[i].Trailwatch.Extra != nil {
 				evs[i].Trailwatch.Extra = maps.Clone(tmpl[i].Trailwatch.Extra)
 			}
+			// Each round is the next second of traffic, new events (so
+			// actor correlation counts them rather than taking replays).
+			evs[i].Timestamp = t0.Add(time.Duration(round*batch+i) * 100 * time.Microsecond)
+			evs[i].Event.ID = fmt.Sprint(tmpl[i].Event.ID, "-", round)
 		}
+		round++
 	}
 	reset()
 	if err := e.Enrich(b.Context(), evs); err != nil { // warm the caches
@@ -272,11 +331,12 @@ func BenchmarkChain(b *testing.B) {
 		if err := e.Enrich(b.Context(), evs); err != nil {
 			b.Fatal(err)
 		}
+		e.DrainChanges() // as the detect stage does after each batch
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(0, "ns/op")
 	st := e.Stats()
-	if st.GeoIP.Evictions != 0 || st.UserAgent.Evictions != 0 {
-		b.Fatalf("caches not warm: %+v %+v", st.GeoIP, st.UserAgent)
+	if st.GeoIP.Evictions != 0 || st.UserAgent.Evictions != 0 || st.Actor.Evictions+st.Actor.IPEvictions != 0 {
+		b.Fatalf("caches not warm: %+v %+v %+v", st.GeoIP, st.UserAgent, st.Actor)
 	}
 }

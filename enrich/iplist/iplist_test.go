@@ -191,34 +191,70 @@ func TestTableEdges(t *testing.T) {
 
 func TestEnrich(t *testing.T) {
 	dir := t.TempDir()
-	internal, tor, intel := filepath.Join(dir, "internal.csv"), filepath.Join(dir, "tor.txt"), filepath.Join(dir, "intel.txt")
+	internal, tor, intel := filepath.Join(dir, "internal.csv"), filepath.Join(dir, "tor.txt"), filepath.Join(dir, "intel.csv")
 	writeFile(t, internal, "cidr,label\n10.0.0.0/8,corp\n10.9.0.0/16,vpn\n", t0)
-	writeFile(t, tor, "# exits\n185.220.101.1\n185.220.102.0/24\n", t0)
-	writeFile(t, intel, "185.220.102.7\n", t0)
+	writeFile(t, tor, "# exits\n185.220.101.1\n185.220.102.0/24\n2001:db8:7::/48\n", t0)
+	writeFile(t, intel, "indicator,note\n185.220.102.7,c2 node\nevil.example,phishing kit\nhttp://Bad.Example/dl/x.exe,dropper\n", t0)
 	cfg := Config{Lists: []List{
 		{Name: "internal", File: internal},
-		{Name: "tor_exit", File: tor, Threat: true},
-		{Name: "intel", File: intel, Threat: true},
+		{Name: "tor_exit", File: tor, Threat: true, Confidence: "Medium"},
+		{Name: "intel", File: intel, Format: FormatCSV, Column: "indicator", LabelColumn: "note", Threat: true},
 	}}
 	e := newTestEnricher(t, cfg)
+	torHit := func(ip, field string) schema.ThreatEnrichment {
+		typ := "ipv4-addr"
+		if strings.Contains(ip, ":") {
+			typ = "ipv6-addr"
+		}
+		return schema.ThreatEnrichment{
+			Indicator: schema.ThreatIndicator{Type: typ, IP: ip, Provider: "tor_exit", Confidence: "Medium"},
+			Matched:   schema.ThreatMatched{Atomic: ip, Field: field, Type: MatchedType},
+		}
+	}
 	tests := []struct {
 		name   string
 		in     schema.Event
 		tags   []string
 		labels map[string]string
-		extra  map[string]string
+		threat []schema.ThreatEnrichment
 	}{
-		{name: "no match", in: schema.Event{Source: schema.Endpoint{IP: "8.8.8.8"}}},
+		{name: "no match", in: schema.Event{Source: schema.Endpoint{IP: "8.8.8.8"}, URL: schema.URL{Domain: "example.com", Full: "https://example.com/"}}},
 		{name: "internal with label, most specific", in: schema.Event{Source: schema.Endpoint{IP: "10.9.1.1"}},
 			tags: []string{"iplist:internal"}, labels: map[string]string{"iplist_internal": "vpn"}},
 		{name: "threat on client behind internal proxy",
 			in:     schema.Event{Source: schema.Endpoint{IP: "10.1.1.1"}, Client: schema.Endpoint{IP: "185.220.101.1"}, Tags: []string{"existing"}},
 			tags:   []string{"existing", "iplist:internal", "iplist:tor_exit", "threat:tor_exit"},
 			labels: map[string]string{"iplist_internal": "corp"},
-			extra:  map[string]string{"threat.list": "tor_exit", "threat.indicator.ip": "185.220.101.1", "threat.matched.field": "client.ip"}},
-		{name: "two threat lists", in: schema.Event{Source: schema.Endpoint{IP: "185.220.102.7"}},
-			tags:  []string{"iplist:tor_exit", "threat:tor_exit", "iplist:intel", "threat:intel"},
-			extra: map[string]string{"threat.list": "tor_exit,intel", "threat.indicator.ip": "185.220.102.7", "threat.matched.field": "source.ip"}},
+			threat: []schema.ThreatEnrichment{torHit("185.220.101.1", "client.ip")}},
+		{name: "two threat lists, description from the label", in: schema.Event{Source: schema.Endpoint{IP: "185.220.102.7"}},
+			tags:   []string{"iplist:tor_exit", "threat:tor_exit", "iplist:intel", "threat:intel"},
+			labels: map[string]string{"iplist_intel": "c2 node"},
+			threat: []schema.ThreatEnrichment{torHit("185.220.102.7", "source.ip"), {
+				Indicator: schema.ThreatIndicator{Type: "ipv4-addr", IP: "185.220.102.7", Provider: "intel", Description: "c2 node"},
+				Matched:   schema.ThreatMatched{Atomic: "185.220.102.7", Field: "source.ip", Type: MatchedType},
+			}}},
+		{name: "ipv6 network", in: schema.Event{Source: schema.Endpoint{IP: "2001:db8:7::1"}},
+			tags: []string{"iplist:tor_exit", "threat:tor_exit"}, threat: []schema.ThreatEnrichment{torHit("2001:db8:7::1", "source.ip")}},
+		{name: "subdomain of a listed domain on url.domain", in: schema.Event{URL: schema.URL{Domain: "Login.EVIL.example"}},
+			tags: []string{"iplist:intel", "threat:intel"}, labels: map[string]string{"iplist_intel": "phishing kit"},
+			threat: []schema.ThreatEnrichment{{
+				Indicator: schema.ThreatIndicator{Type: "domain-name", Domain: "evil.example", Provider: "intel", Description: "phishing kit"},
+				Matched:   schema.ThreatMatched{Atomic: "Login.EVIL.example", Field: "url.domain", Type: MatchedType},
+			}}},
+		{name: "domain on destination.domain", in: schema.Event{Destination: schema.Endpoint{Domain: "evil.example."}},
+			tags: []string{"iplist:intel", "threat:intel"}, labels: map[string]string{"iplist_intel": "phishing kit"},
+			threat: []schema.ThreatEnrichment{{
+				Indicator: schema.ThreatIndicator{Type: "domain-name", Domain: "evil.example", Provider: "intel", Description: "phishing kit"},
+				Matched:   schema.ThreatMatched{Atomic: "evil.example.", Field: "destination.domain", Type: MatchedType},
+			}}},
+		{name: "a suffix that is not a subdomain does not match", in: schema.Event{URL: schema.URL{Domain: "notevil.example"}}},
+		{name: "url with a query and other case", in: schema.Event{URL: schema.URL{Full: "HTTP://bad.example/dl/x.exe?session=1#top"}},
+			tags: []string{"iplist:intel", "threat:intel"}, labels: map[string]string{"iplist_intel": "dropper"},
+			threat: []schema.ThreatEnrichment{{
+				Indicator: schema.ThreatIndicator{Type: "url", URL: "http://bad.example/dl/x.exe", Provider: "intel", Description: "dropper"},
+				Matched:   schema.ThreatMatched{Atomic: "HTTP://bad.example/dl/x.exe?session=1#top", Field: "url.full", Type: MatchedType},
+			}}},
+		{name: "another path on a listed url's host does not match", in: schema.Event{URL: schema.URL{Full: "http://bad.example/index.html"}}},
 		{name: "garbage address", in: schema.Event{Source: schema.Endpoint{IP: "unknown"}}},
 	}
 	for _, tt := range tests {
@@ -236,14 +272,43 @@ func TestEnrich(t *testing.T) {
 			if fmt.Sprint(ev.Labels) != fmt.Sprint(tt.labels) {
 				t.Errorf("labels = %v, want %v", ev.Labels, tt.labels)
 			}
-			if fmt.Sprint(ev.Trailwatch.Extra) != fmt.Sprint(tt.extra) {
-				t.Errorf("extra = %v, want %v", ev.Trailwatch.Extra, tt.extra)
+			if !slices.Equal(ev.Threat.Enrichments, tt.threat) {
+				t.Errorf("threat.enrichments =\n%+v\nwant\n%+v", ev.Threat.Enrichments, tt.threat)
+			}
+			if ev.Trailwatch.Extra != nil {
+				t.Errorf("extra = %v, want none", ev.Trailwatch.Extra)
 			}
 		})
 	}
 	st := e.Stats()
-	if st.Lists[0].Entries != 2 || st.Lists[1].Matches != 4 {
+	if st.Lists[0].Entries != 2 || st.Lists[1].Matches != 6 || st.Lists[2].Domains != 1 || st.Lists[2].URLs != 1 {
 		t.Fatalf("stats = %+v", st)
+	}
+}
+
+func TestEnrichmentsAreBounded(t *testing.T) {
+	dir := t.TempDir()
+	var lists []List
+	for i := range MaxEnrichments + 3 {
+		path := filepath.Join(dir, fmt.Sprint(i))
+		writeFile(t, path, "198.51.100.0/24\n", t0)
+		lists = append(lists, List{Name: fmt.Sprint("feed", i), File: path, Threat: true})
+	}
+	e := newTestEnricher(t, Config{Lists: lists})
+	evs := []schema.Event{{Source: schema.Endpoint{IP: "198.51.100.1"}}}
+	for range 2 {
+		if err := e.Enrich(t.Context(), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(evs[0].Threat.Enrichments); n != MaxEnrichments {
+		t.Fatalf("%d enrichments, want %d", n, MaxEnrichments)
+	}
+	if n := len(evs[0].Tags); n != 2*len(lists) {
+		t.Fatalf("%d tags, want every list's two", n)
+	}
+	if st := e.Stats(); st.Truncated != 6 {
+		t.Fatalf("Truncated = %d, want 3 per pass", st.Truncated)
 	}
 }
 
@@ -315,7 +380,21 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"empty", DefaultConfig(), "lists: at least one list is required"},
 		{"bad entries", Config{Lists: []List{{Name: "a b", File: "x"}, {File: "y"}, {Name: "ok"}, {Name: "ok", File: "z"}}, RefreshInterval: -1},
-			"lists[0].name: \"a b\": only letters, digits, '_' and '-'\nlists[1].name: required\nlists[2].file: required\nlists[3].name: \"ok\": duplicate\nrefresh_interval: must not be negative"},
+			"lists[0].name: \"a b\": only letters, digits, '_' and '-'\nlists[1].name: required\nlists[2].file: required (or url)\nlists[3].name: \"ok\": duplicate\nrefresh_interval: must not be negative"},
+		{"bad feeds", Config{Lists: []List{
+			{Name: "a", File: "x", URL: "https://feeds.example/a"},
+			{Name: "b", URL: "ftp://user:pw@feeds.example/b?key=s3cret", Format: "xml"},
+			{Name: "c", File: "c", Token: "t", Format: FormatCSV},
+			{Name: "d", URL: "https://feeds.example/d", Token: "t", TokenFile: "f", Confidence: "sure", Refresh: -1, Timeout: -1, MaxBytes: -1},
+		}},
+			"lists[0].url: set either file or url, not both\n" +
+				"lists[1].url: ftp://feeds.example/b: want an http or https URL\n" +
+				"lists[1].format: \"xml\": one of [plain csv tor stix misp]\n" +
+				"lists[2].file: headers, token, token_file and ca_file need a url\n" +
+				"lists[2].column: required with format csv\n" +
+				"lists[3].token: set either token or token_file, not both\n" +
+				"lists[3].confidence: \"sure\": one of Low, Medium, High, None, Not Specified\n" +
+				"lists[3].refresh: must not be negative\nlists[3].timeout: must not be negative\nlists[3].max_bytes: must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

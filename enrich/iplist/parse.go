@@ -9,12 +9,6 @@ import (
 	"strings"
 )
 
-// entry is one line of a list file.
-type entry struct {
-	prefix netip.Prefix
-	label  string
-}
-
 // maxLineErrors bounds how many bad lines one error reports.
 const maxLineErrors = 5
 
