@@ -84,8 +84,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "api key twice", mutate: func(c *Config) { c.APIKey = "k"; c.APIKeyFile = "/f" }, want: []string{"api_key: set either"}},
 		{
 			name:   "several problems at once",
-			mutate: func(c *Config) { c.Flavor = "solr"; c.IndexSuffix = "hourly"; c.EventsIndex = "Events"; c.Workers = -1 },
-			want:   []string{"flavor:", "index_suffix:", "events_index:", "workers:"},
+			mutate: func(c *Config) { c.Flavor = "solr"; c.Mode = "hourly"; c.EventsIndex = "Events"; c.Workers = -1 },
+			want:   []string{"flavor:", "mode:", "events_index:", "workers:"},
 		},
 		{name: "same index twice", mutate: func(c *Config) { c.AlertsIndex = c.EventsIndex }, want: []string{"alerts_index: must differ"}},
 	}

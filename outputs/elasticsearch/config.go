@@ -3,6 +3,7 @@ package elasticsearch
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -15,11 +16,23 @@ const (
 	FlavorOpenSearch    = "opensearch"
 )
 
-// Index name suffixes.
+// Index modes: how documents are laid out in indices (Config.Mode).
 const (
-	SuffixNone  = "none"
-	SuffixDaily = "daily"
+	// ModeSingle writes each kind into one concrete index named
+	// events_index / alerts_index. Retention cannot apply to it.
+	ModeSingle = "single"
+	// ModeDaily writes into "<name>-YYYY.MM.DD" from the document's own
+	// @timestamp (UTC), so a replay lands where the live run did; the
+	// lifecycle policy deletes whole days.
+	ModeDaily = "daily"
+	// ModeDataStream writes into a data stream named events_index /
+	// alerts_index; the lifecycle policy rolls its backing indices over and
+	// deletes them.
+	ModeDataStream = "data_stream"
 )
+
+// byteSize is an Elasticsearch byte-size value ("50gb", "512mb").
+var byteSize = regexp.MustCompile(`^[0-9]+(b|kb|mb|gb|tb|pb)$`)
 
 // Config configures the indexer. Zero values are filled by DefaultConfig.
 type Config struct {
@@ -45,16 +58,28 @@ type Config struct {
 	// the client accepts an OpenSearch node. Only the APIs both servers share
 	// (bulk, index templates, index creation) are used.
 	Flavor string `koanf:"flavor"`
-	// EventsIndex is the index (or prefix, with daily suffix) for events.
-	// Default "trailwatch-events".
+	// EventsIndex is the index, daily-index prefix or data stream for
+	// events. Default "trailwatch-events".
 	EventsIndex string `koanf:"events_index"`
-	// AlertsIndex is the index (or prefix) for alerts. Default
-	// "trailwatch-alerts".
+	// AlertsIndex is the same for alerts. Default "trailwatch-alerts".
 	AlertsIndex string `koanf:"alerts_index"`
-	// IndexSuffix is "none" (default) or "daily": daily appends
-	// "-YYYY.MM.DD" from the document's @timestamp in UTC, so a replay lands
-	// in the same index as the live run did.
-	IndexSuffix string `koanf:"index_suffix"`
+	// Mode is "single" (default: one concrete index per kind), "daily"
+	// ("-YYYY.MM.DD" appended from the document's @timestamp in UTC, so a
+	// replay lands in the same index as the live run did) or "data_stream".
+	Mode string `koanf:"mode"`
+	// EventsRetentionDays deletes event indices this many days after they
+	// were created (daily) or rolled over (data_stream). 0, the default,
+	// keeps them forever: an audit trail is never deleted unless asked.
+	// Needs mode daily or data_stream.
+	EventsRetentionDays int `koanf:"events_retention_days"`
+	// AlertsRetentionDays is the same for alerts.
+	AlertsRetentionDays int `koanf:"alerts_retention_days"`
+	// RolloverMaxAge rolls a data stream's write index over after this
+	// long. Default 24h; data_stream mode only.
+	RolloverMaxAge time.Duration `koanf:"rollover_max_age"`
+	// RolloverMaxPrimaryShardSize rolls it over once a primary shard
+	// reaches this size (an Elasticsearch byte size). Default "50gb".
+	RolloverMaxPrimaryShardSize string `koanf:"rollover_max_primary_shard_size"`
 	// FlushBytes is the bulk request size that triggers a flush. Default
 	// 5 MB. Write always flushes before returning, so this only splits large
 	// batches into several requests.
@@ -79,12 +104,15 @@ func DefaultConfig() Config {
 		Flavor:         FlavorElasticsearch,
 		EventsIndex:    "trailwatch-events",
 		AlertsIndex:    "trailwatch-alerts",
-		IndexSuffix:    SuffixNone,
+		Mode:           ModeSingle,
 		FlushBytes:     5_000_000,
 		FlushInterval:  5 * time.Second,
 		Workers:        2,
 		RequestTimeout: 30 * time.Second,
 		MaxRetries:     3,
+
+		RolloverMaxAge:              24 * time.Hour,
+		RolloverMaxPrimaryShardSize: "50gb",
 	}
 }
 
@@ -100,8 +128,14 @@ func (c Config) withDefaults() Config {
 	if c.AlertsIndex == "" {
 		c.AlertsIndex = d.AlertsIndex
 	}
-	if c.IndexSuffix == "" {
-		c.IndexSuffix = d.IndexSuffix
+	if c.Mode == "" {
+		c.Mode = d.Mode
+	}
+	if c.RolloverMaxAge == 0 {
+		c.RolloverMaxAge = d.RolloverMaxAge
+	}
+	if c.RolloverMaxPrimaryShardSize == "" {
+		c.RolloverMaxPrimaryShardSize = d.RolloverMaxPrimaryShardSize
 	}
 	if c.FlushBytes == 0 {
 		c.FlushBytes = d.FlushBytes
@@ -146,8 +180,27 @@ func (c Config) Validate() error {
 	if c.Flavor != FlavorElasticsearch && c.Flavor != FlavorOpenSearch {
 		errs = append(errs, fmt.Errorf("flavor: %q is not elasticsearch or opensearch", c.Flavor))
 	}
-	if c.IndexSuffix != SuffixNone && c.IndexSuffix != SuffixDaily {
-		errs = append(errs, fmt.Errorf("index_suffix: %q is not none or daily", c.IndexSuffix))
+	switch c.Mode {
+	case ModeSingle, ModeDaily, ModeDataStream:
+	default:
+		errs = append(errs, fmt.Errorf("mode: %q is not single, daily or data_stream", c.Mode))
+	}
+	for _, kv := range []struct {
+		key  string
+		days int
+	}{{"events_retention_days", c.EventsRetentionDays}, {"alerts_retention_days", c.AlertsRetentionDays}} {
+		switch {
+		case kv.days < 0:
+			errs = append(errs, fmt.Errorf("%s: must not be negative", kv.key))
+		case kv.days > 0 && c.Mode == ModeSingle:
+			errs = append(errs, fmt.Errorf("%s: needs mode daily or data_stream (a single index cannot age out)", kv.key))
+		}
+	}
+	if c.RolloverMaxAge < time.Second {
+		errs = append(errs, errors.New("rollover_max_age: must be at least 1s"))
+	}
+	if !byteSize.MatchString(c.RolloverMaxPrimaryShardSize) {
+		errs = append(errs, fmt.Errorf("rollover_max_primary_shard_size: %q is not a byte size like 50gb", c.RolloverMaxPrimaryShardSize))
 	}
 	for _, kv := range [][2]string{{"events_index", c.EventsIndex}, {"alerts_index", c.AlertsIndex}} {
 		key, name := kv[0], kv[1]
@@ -155,8 +208,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %q is not a valid index name (lowercase, no \\/*?\"<>| ,#:)", key, name))
 		}
 	}
-	if c.EventsIndex == c.AlertsIndex {
+	switch {
+	case c.EventsIndex == c.AlertsIndex:
 		errs = append(errs, errors.New("alerts_index: must differ from events_index"))
+	case strings.HasPrefix(c.AlertsIndex, c.EventsIndex+"-"), strings.HasPrefix(c.EventsIndex, c.AlertsIndex+"-"):
+		// The daily pattern "<name>-*" of one would match the other.
+		errs = append(errs, errors.New("alerts_index: must not start with events_index plus \"-\" (or the reverse): their index patterns would overlap"))
 	}
 	if c.FlushBytes < 0 {
 		errs = append(errs, errors.New("flush_bytes: must be positive"))

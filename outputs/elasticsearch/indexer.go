@@ -13,8 +13,10 @@
 //
 // The package deliberately does not retry with backoff, split batches or
 // dead-letter: the caller does, driven by the *outputs.BatchError. It does
-// not search either; EnsureIndices only installs index templates and
-// indices with a minimal explicit ECS mapping.
+// not search either. Setup (`trailwatch setup elasticsearch`) installs the
+// lifecycle policies, the templates with the explicit ECS mapping, and the
+// indices or data streams, idempotently; EnsureIndices, run at start-up,
+// does the same without the policies.
 package elasticsearch
 
 import (
@@ -230,7 +232,9 @@ func (ix *Indexer) indexFor(d outputs.Document) (string, error) {
 	default:
 		return "", fmt.Errorf("unknown document kind %q", d.Kind)
 	}
-	if ix.cfg.IndexSuffix != SuffixDaily {
+	if ix.cfg.Mode != ModeDaily {
+		// single: the index; data_stream: the stream, which routes a
+		// create to its write index.
 		return base, nil
 	}
 	ts := d.Timestamp

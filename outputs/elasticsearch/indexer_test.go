@@ -57,13 +57,13 @@ func TestWriteIndexesAndDedupes(t *testing.T) {
 		// indices maps an index name suffix to the documents expected there.
 		indices map[string]int
 	}{
-		{name: "single index", suffix: SuffixNone, indices: map[string]int{"": 7}},
-		{name: "daily indices from @timestamp", suffix: SuffixDaily, indices: map[string]int{"-2024.05.01": 4, "-2024.05.02": 3}},
+		{name: "single index", suffix: ModeSingle, indices: map[string]int{"": 7}},
+		{name: "daily indices from @timestamp", suffix: ModeDaily, indices: map[string]int{"-2024.05.01": 4, "-2024.05.02": 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t, addr)
-			cfg.IndexSuffix = tt.suffix
+			cfg.Mode = tt.suffix
 			ix := newIndexer(t, cfg)
 			if err := ix.EnsureIndices(t.Context()); err != nil {
 				t.Fatal(err)
