@@ -85,7 +85,7 @@ func BenchmarkWhere(b *testing.B) {
 		report(b)
 	})
 	b.Run("vm.Run/reused VM/pointer", func(b *testing.B) {
-		prog, err := compileWhere(typicalWhere)
+		prog, err := compileWhere(typicalWhere, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

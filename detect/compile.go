@@ -25,35 +25,45 @@ import (
 // matcher with a literal prefilter (see prefilter.go): same result, but
 // the regexp runs only on inputs that contain one of the pattern's
 // required literals.
-func compileWhere(src string) (*vm.Program, error) {
+//
+// lib (the parser's p.lib; nil for none) supplies the macros and lists
+// (see macro.go): they are expanded before type checking, so every caller
+// compiling a condition gets them by passing it.
+func compileWhere(src string, lib *library) (*vm.Program, error) {
+	ex := &expander{}
 	opts := []expr.Option{expr.Env(schema.Event{}), expr.AsBool()}
+	opts = append(opts, lib.options(ex)...)
 	if tree, err := exprparser.Parse(src); err == nil {
-		mp := &matchPatcher{fns: map[string]string{}}
+		if lib.Len() > 0 {
+			ast.Walk(&tree.Node, &expander{lib: lib})
+		}
+		mp := &matchPatcher{matchers: map[string]*matcher{}}
 		ast.Walk(&tree.Node, mp)
-		if len(mp.fns) > 0 {
-			for pattern, name := range mp.fns {
-				m, err := newMatcher(pattern)
-				if err != nil {
-					continue // left to expr, which reports it
-				}
-				opts = append(opts, expr.Function(name, func(args ...any) (any, error) {
-					return m.match(args[0].(string)), nil
-				}, new(func(string) bool)))
-			}
-			opts = append(opts, expr.Patch(&matchPatcher{fns: mp.fns, patch: true}))
+		if len(mp.matchers) > 0 {
+			opts = append(opts, expr.Function(matchFunc, func(args ...any) (any, error) {
+				return args[1].(*matcher).match(args[0].(string)), nil
+			}, new(func(string, *matcher) bool)))
+			opts = append(opts, expr.Patch(&matchPatcher{matchers: mp.matchers, patch: true}))
 		}
 	}
-	return expr.Compile(src, opts...)
+	prog, err := expr.Compile(src, opts...)
+	return prog, lib.annotate(err, ex.uses)
 }
 
-// matchPatcher first collects the constant patterns of `matches` nodes
-// (naming a function for each), then, with patch set, replaces each such
-// node whose left operand is a string with a call of that function. Other
-// nodes (a non-string or untyped operand, an invalid pattern) stay
-// `matches`, so expr's own checks and errors apply unchanged.
+// matchFunc is the function `x matches "constant"` becomes:
+// matchFunc(x, m) with m the pattern's *matcher, held in the tree as a
+// constant so that whoever reads the compiled tree (the fast path, see
+// fast.go) finds the matcher there.
+const matchFunc = "__trailwatch_matches"
+
+// matchPatcher first compiles the constant patterns of `matches` nodes,
+// then, with patch set, replaces each such node whose left operand is a
+// string with a call of matchFunc. Other nodes (a non-string or untyped
+// operand, an invalid pattern) stay `matches`, so expr's own checks and
+// errors apply unchanged.
 type matchPatcher struct {
-	fns   map[string]string // pattern -> function name
-	patch bool
+	matchers map[string]*matcher // pattern -> matcher; invalid patterns absent
+	patch    bool
 }
 
 // Visit implements ast.Visitor.
@@ -67,30 +77,30 @@ func (p *matchPatcher) Visit(node *ast.Node) {
 		return
 	}
 	if !p.patch {
-		if _, ok := p.fns[str.Value]; !ok {
-			p.fns[str.Value] = fmt.Sprintf("__trailwatch_matches_%d", len(p.fns))
+		if _, ok := p.matchers[str.Value]; !ok {
+			if m, err := newMatcher(str.Value); err == nil {
+				p.matchers[str.Value] = m // else left to expr, which reports it
+			}
 		}
 		return
 	}
-	name, ok := p.fns[str.Value]
+	m, ok := p.matchers[str.Value]
 	if !ok || b.Left.Type() == nil || b.Left.Type().Kind() != reflect.String {
 		return
 	}
-	if _, err := regexp.Compile(str.Value); err != nil {
-		return
-	}
 	ast.Patch(node, &ast.CallNode{
-		Callee:    &ast.IdentifierNode{Value: name},
-		Arguments: []ast.Node{b.Left},
+		Callee:    &ast.IdentifierNode{Value: matchFunc},
+		Arguments: []ast.Node{b.Left, &ast.ConstantNode{Value: m}},
 	})
 }
 
 // compileGroupBy compiles one group_by field; its result must be a scalar
 // that prints well as a group key value.
-func compileGroupBy(src string) (*vm.Program, error) {
-	prog, err := expr.Compile(src, expr.Env(schema.Event{}))
+func compileGroupBy(src string, lib *library) (*vm.Program, error) {
+	ex := &expander{}
+	prog, err := expr.Compile(src, append(lib.options(ex), expr.Env(schema.Event{}))...)
 	if err != nil {
-		return nil, err
+		return nil, lib.annotate(err, ex.uses)
 	}
 	if t := prog.Node().Type(); t != nil {
 		switch t.Kind() {
@@ -106,10 +116,11 @@ func compileGroupBy(src string) (*vm.Program, error) {
 }
 
 // compileNumeric compiles a sum or avg field; its result must be a number.
-func compileNumeric(src string) (*vm.Program, error) {
-	prog, err := expr.Compile(src, expr.Env(schema.Event{}))
+func compileNumeric(src string, lib *library) (*vm.Program, error) {
+	ex := &expander{}
+	prog, err := expr.Compile(src, append(lib.options(ex), expr.Env(schema.Event{}))...)
 	if err != nil {
-		return nil, err
+		return nil, lib.annotate(err, ex.uses)
 	}
 	t := prog.Node().Type()
 	if t == nil {

@@ -36,6 +36,7 @@ type Detector struct {
 	pending []RuleError
 	vals    []string // scratch group key values
 	keyBuf  []byte   // scratch group key: length-prefixed values
+	ext     detectorExt
 }
 
 // ruleState is one rule's compiled form and its groups.
@@ -57,8 +58,9 @@ type group struct {
 	key        string
 	prev, next *group // lru links
 	evs        []point
-	until      instant   // alerts suppressed while event time is before this
-	agg        *aggState // nil for count windows and windowless rules
+	until      instant    // alerts suppressed while event time is before this
+	agg        *aggState  // nil for count windows and windowless rules
+	state      groupState // sequence, new_terms and rate state; else nil
 }
 
 // New builds a detector for rules. It validates cfg; rules must come from
@@ -75,20 +77,32 @@ func New(rules *RuleSet, cfg Config, logger *slog.Logger) (*Detector, error) {
 	}
 	d := &Detector{cfg: cfg, log: logger, set: rules}
 	for _, r := range rules.rules {
-		rs := &ruleState{rule: r, groups: map[string]*group{}, stats: RuleStats{ID: r.ID}}
-		if r.Window != nil {
-			rs.names = r.Window.GroupBy
-			rs.over = r.Window.Over
-		} else {
-			rs.names = []string{actorGroupName}
-		}
-		d.rules = append(d.rules, rs)
+		d.rules = append(d.rules, newRuleState(r))
 	}
 	return d, nil
 }
 
+// newRuleState returns the empty state of rule r; New and Reload use it.
+func newRuleState(r *Rule) *ruleState {
+	rs := &ruleState{rule: r, groups: map[string]*group{}, stats: RuleStats{ID: r.ID}}
+	if k := r.ruleKind(); k != nil {
+		rs.names = k.groupBy()
+		rs.over = k.span()
+	} else if r.Window != nil {
+		rs.names = r.Window.GroupBy
+		rs.over = r.Window.Over
+	} else {
+		rs.names = []string{actorGroupName}
+	}
+	return rs
+}
+
 // Rules describes the detector's rules, for metrics.
-func (d *Detector) Rules() []RuleInfo { return d.set.Info() }
+func (d *Detector) Rules() []RuleInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.set.Info()
+}
 
 // Observe runs every rule on every event, in order, and returns the alerts
 // raised, in the order they were raised. An event's time is its Timestamp.
@@ -198,41 +212,54 @@ func (d *Detector) process(evs []schema.Event, emit bool) []schema.Alert {
 			start = time.Now()
 		}
 		for _, rs := range d.rules {
-			a, fired := d.evaluate(rs, ev, late, horizon, emit)
+			// Why: an Alert is large; returning one per rule per event,
+			// even empty, cost more than the conditions themselves.
+			if d.match(rs, ev, late, emit) {
+				if a, fired := d.evaluate(rs, ev, late, horizon, emit); fired && emit {
+					alerts = append(alerts, a)
+					d.stats.Alerts++
+					rs.stats.Alerts++
+				}
+			}
 			if sample {
 				now := time.Now()
 				rs.stats.EvalTime += now.Sub(start) * timingSample
 				start = now
-			}
-			if fired && emit {
-				alerts = append(alerts, a)
-				d.stats.Alerts++
-				rs.stats.Alerts++
 			}
 		}
 	}
 	return alerts
 }
 
-// evaluate runs one rule on one event and reports whether it fired.
-func (d *Detector) evaluate(rs *ruleState, ev *schema.Event, late bool, horizon time.Time, emit bool) (schema.Alert, bool) {
+// match runs one rule's condition on one event and reports whether it
+// matched; a condition error is kept as a rule error.
+func (d *Detector) match(rs *ruleState, ev *schema.Event, late, emit bool) bool {
 	r := rs.rule
-	if late && r.Window != nil {
+	if late && r.stateful() {
 		// Why: a late event would rewrite a window that may already have
 		// been judged; skipping it keeps results independent of arrival
 		// timing beyond the allowed lateness.
-		return schema.Alert{}, false
+		return false
 	}
 	rs.stats.Evals++
-	out, err := d.vm.Run(r.where, ev)
+	ok, err := r.condition().eval(&d.vm, ev)
 	if err != nil {
 		d.ruleError(rs, ev, err, emit)
-		return schema.Alert{}, false
+		return false
 	}
-	if ok, _ := out.(bool); !ok {
-		return schema.Alert{}, false
+	if ok {
+		rs.stats.Matches++
 	}
-	rs.stats.Matches++
+	return ok
+}
+
+// evaluate handles a match of one rule on one event and reports whether
+// it fired.
+func (d *Detector) evaluate(rs *ruleState, ev *schema.Event, late bool, horizon time.Time, emit bool) (schema.Alert, bool) {
+	r := rs.rule
+	if k := r.ruleKind(); k != nil {
+		return k.observe(d, rs, ev, horizon, emit)
+	}
 	if r.Window == nil {
 		return d.single(rs, ev, late, emit)
 	}
@@ -358,18 +385,11 @@ func (d *Detector) suppressed(rs *ruleState) {
 	d.stats.Suppressed++
 }
 
-// groupKey evaluates the rule's group_by fields into d.vals and d.keyBuf.
+// groupKey evaluates the window's group_by fields into d.vals and d.keyBuf.
 func (d *Detector) groupKey(rs *ruleState, ev *schema.Event) error {
-	d.vals = d.vals[:0]
-	d.keyBuf = d.keyBuf[:0]
-	for i, prog := range rs.rule.Window.programs {
-		out, err := d.vm.Run(prog, ev)
-		if err != nil {
-			return fmt.Errorf("group_by %s: %w", rs.names[i], err)
-		}
-		v := formatValue(out)
-		d.keyBuf = appendKeyValue(d.keyBuf, v)
-		d.vals = append(d.vals, v)
+	w := rs.rule.Window
+	if err := d.keyOf(rs, w.GroupBy, w.programs, ev); err != nil {
+		return fmt.Errorf("group_by %w", err)
 	}
 	return nil
 }
@@ -419,6 +439,9 @@ func (d *Detector) touch(rs *ruleState) *group {
 func (d *Detector) remove(g *group) {
 	d.lru.unlink(g)
 	delete(g.rule.groups, g.key)
+	if g.state != nil {
+		g.state.dropped(g)
+	}
 }
 
 // lru is an intrusive doubly linked list of groups: two pointers in each

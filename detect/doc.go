@@ -4,7 +4,9 @@
 // A rule is an expr condition ("where") over schema.Event, type-checked when
 // the file loads, optionally with a threshold window over a sliding
 // event-time window per group (count events, count distinct values of a
-// field, or sum or average a numeric field) and a suppression period. Rule files are
+// field, or sum or average a numeric field), a sequence of steps, a first-seen
+// term (new_terms) or a rate change against the group's own baseline, and a
+// suppression period. Rule files are
 // loaded all-or-nothing: any problem in any file refuses the whole set, with
 // every problem reported as file:line:col.
 //
@@ -14,7 +16,10 @@
 // I/O: the caller feeds it events from a partition, forwards the alerts it
 // returns, sends rule run-time errors (DrainRuleErrors) to the dead-letter
 // topic, and after a restart rebuilds state by replaying already-processed
-// input through Warm. It deliberately does not read Kafka, persist snapshots,
+// input through Warm. new_terms history, too long to replay, is the one
+// durable state: the detector hands it out as a changelog (DrainChanges) for
+// the caller to persist and feeds it back through Restore. It deliberately
+// does not read Kafka, persist snapshots,
 // deduplicate alerts across processes, or route events by group key: the
 // caller keys the input so that a group's events reach one Detector.
 //

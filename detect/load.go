@@ -22,6 +22,15 @@ import (
 // any file has any problem, it returns a nil set and every problem found,
 // each as a *PosError, joined with errors.Join.
 func LoadDir(dirs ...string) (*RuleSet, error) {
+	files, err := ruleFiles(dirs)
+	if err != nil {
+		return nil, err
+	}
+	return LoadFiles(files...)
+}
+
+// ruleFiles lists the rule files under dirs, as LoadDir loads them.
+func ruleFiles(dirs []string) ([]string, error) {
 	var files []string
 	var errs []error
 	for _, dir := range dirs {
@@ -44,25 +53,37 @@ func LoadDir(dirs ...string) (*RuleSet, error) {
 			errs = append(errs, fmt.Errorf("detect: rules dir: %w", err))
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return LoadFiles(files...)
+	return files, errors.Join(errs...)
 }
 
 // LoadFiles loads the given rule files as one rule set, all-or-nothing like
-// LoadDir. Rule ids must be unique across all the files.
+// LoadDir. Rule ids and macro and list names must be unique across all the
+// files. Loading takes two passes: the macros and lists of every file are
+// collected and checked first, then every rule is compiled with them.
 func LoadFiles(paths ...string) (*RuleSet, error) {
 	var errs []error
-	set := &RuleSet{}
-	seen := map[string]*Rule{}
+	var files []*ruleFile
+	lib := newLibrary()
 	for _, path := range paths {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("detect: %w", err))
 			continue
 		}
-		rules, err := Parse(path, data)
+		f, err := decodeFile(path, data)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f.p.lib = lib
+		lib.collect(f.p, f.macros, f.lists)
+		files = append(files, f)
+	}
+	errs = append(errs, lib.resolve()...)
+	set := &RuleSet{}
+	seen := map[string]*Rule{}
+	for _, f := range files {
+		rules, err := f.parse()
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -84,9 +105,36 @@ func LoadFiles(paths ...string) (*RuleSet, error) {
 
 // Parse parses and compiles the rules of one file. name is used in error
 // positions. A file holds one YAML document: either a single rule mapping,
-// or a mapping whose only key is `rules`, a list of rule mappings. On error
-// it returns the rules that were valid and every problem joined.
+// or a mapping of the sections `rules` (a list of rule mappings), `macros`
+// and `lists`; the file's rules may use its own macros and lists only (see
+// LoadFiles for sharing them across files). On error it returns the rules
+// that were valid and every problem joined.
 func Parse(name string, data []byte) ([]*Rule, error) {
+	f, err := decodeFile(name, data)
+	if err != nil {
+		return nil, err
+	}
+	f.p.lib = newLibrary()
+	f.p.lib.collect(f.p, f.macros, f.lists)
+	errs := f.p.lib.resolve()
+	rules, err := f.parse()
+	return rules, errors.Join(append(errs, err)...)
+}
+
+// fileSections are the top-level keys of a file that is not a single rule.
+var fileSections = []string{"rules", "macros", "lists"}
+
+// ruleFile is one decoded file, its sections not yet compiled.
+type ruleFile struct {
+	p             *parser
+	macros, lists *yaml.Node
+	rules         []*yaml.Node // rule mappings
+}
+
+// decodeFile decodes one file and splits its sections. Problems inside a
+// section are kept in the file's parser; an error returned means nothing
+// of the file can be used.
+func decodeFile(name string, data []byte) (*ruleFile, error) {
 	p := &parser{file: name, lines: strings.Split(string(data), "\n")}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -108,25 +156,48 @@ func Parse(name string, data []byte) ([]*Rule, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, p.pos(root, "want a rule mapping or a `rules:` list, got %s", kindName(root))
 	}
-	var rules []*Rule
-	if len(root.Content) >= 2 && root.Content[0].Value == "rules" {
-		if len(root.Content) > 2 {
-			p.errf(root.Content[2], "unknown top-level field %q: a file holds a single rule or only `rules:`", root.Content[2].Value)
+	f := &ruleFile{p: p}
+	sectioned := false
+	for i := 0; i < len(root.Content); i += 2 {
+		if slices.Contains(fileSections, root.Content[i].Value) {
+			sectioned = true
 		}
-		list := root.Content[1]
-		if list.Kind != yaml.SequenceNode {
-			p.errf(list, "rules: want a list of rules, got %s", kindName(list))
-		} else {
-			for _, n := range list.Content {
-				if r := p.rule(n); r != nil {
-					rules = append(rules, r)
-				}
-			}
-		}
-	} else if r := p.rule(root); r != nil {
-		rules = append(rules, r)
 	}
-	return rules, errors.Join(p.errs...)
+	if !sectioned {
+		f.rules = []*yaml.Node{root}
+		return f, nil
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		switch {
+		case seen[k.Value]:
+			p.errf(k, "%s: duplicate key", k.Value)
+		case !slices.Contains(fileSections, k.Value):
+			p.errf(k, "unknown top-level field %q: a file holds a single rule, or only `rules:`, `macros:` and `lists:`", k.Value)
+		case k.Value == "macros":
+			f.macros = v
+		case k.Value == "lists":
+			f.lists = v
+		case deref(v).Kind != yaml.SequenceNode:
+			p.errf(v, "rules: want a list of rules, got %s", kindName(v))
+		default:
+			f.rules = deref(v).Content
+		}
+		seen[k.Value] = true
+	}
+	return f, nil
+}
+
+// parse compiles the file's rules with p.lib.
+func (f *ruleFile) parse() ([]*Rule, error) {
+	var rules []*Rule
+	for _, n := range f.rules {
+		if r := f.p.rule(n); r != nil {
+			rules = append(rules, r)
+		}
+	}
+	return rules, errors.Join(f.p.errs...)
 }
 
 // parser collects every problem of one file.
@@ -134,6 +205,7 @@ type parser struct {
 	file  string
 	lines []string
 	errs  []error
+	lib   *library // macros and lists the file's expressions may use
 }
 
 func (p *parser) pos(n *yaml.Node, format string, args ...any) *PosError {
@@ -242,7 +314,7 @@ func (p *parser) duration(n *yaml.Node, path string, allowZero bool) time.Durati
 }
 
 var (
-	ruleFields = []string{"id", "title", "description", "severity", "tags", "references", "author", "where", "window", "suppress", "tests"}
+	ruleFields = []string{"id", "title", "description", "severity", "tags", "references", "author", "where", "window", "sequence", "new_terms", "rate", "suppress", "routes", "tests"}
 	idPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 	tagPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.:-]*$`)
 )
@@ -253,6 +325,7 @@ func (p *parser) rule(n *yaml.Node) *Rule {
 	r := &Rule{File: p.file, Line: n.Line, Col: n.Column, Severity: DefaultSeverity}
 	var whereNode, testsNode *yaml.Node
 	var suppress *time.Duration
+	var kinds []*yaml.Node // window, sequence, new_terms, rate keys
 	ok := p.mapping(n, "", ruleFields, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "id":
@@ -284,10 +357,16 @@ func (p *parser) rule(n *yaml.Node) *Rule {
 			whereNode = v
 			r.Where = p.str(v, key)
 		case "window":
+			kinds = append(kinds, k)
 			r.Window = p.window(v, key)
+		case "sequence", "new_terms", "rate":
+			kinds = append(kinds, k)
+			p.kind(r, key, v)
 		case "suppress":
 			d := p.duration(v, key, true)
 			suppress = &d
+		case "routes":
+			r.Routes = p.routes(v, key)
 		case "tests":
 			testsNode = v
 		}
@@ -295,6 +374,7 @@ func (p *parser) rule(n *yaml.Node) *Rule {
 	if !ok {
 		return nil
 	}
+	p.kindDefaults(r, n, kinds, suppress != nil)
 	for _, req := range []struct {
 		name string
 		val  string
@@ -304,7 +384,7 @@ func (p *parser) rule(n *yaml.Node) *Rule {
 		}
 	}
 	if whereNode != nil && r.Where != "" {
-		prog, err := compileWhere(r.Where)
+		prog, err := compileWhere(r.Where, p.lib)
 		if err != nil {
 			p.errs = append(p.errs, p.exprError(whereNode, "where", r.Where, err))
 		}
@@ -317,6 +397,7 @@ func (p *parser) rule(n *yaml.Node) *Rule {
 		r.Suppress = r.Window.Over
 	}
 	r.techniques = techniques(r.Tags)
+	r.hash = p.lib.ruleHash(n)
 	if testsNode != nil {
 		r.Tests = p.tests(testsNode)
 	}

@@ -41,7 +41,7 @@ func (p *parser) window(n *yaml.Node, path string) *Window {
 					p.errf(at, "%s[%d]: %q listed twice", key, i, g)
 				}
 				seen[g] = true
-				prog, err := compileGroupBy(g)
+				prog, err := compileGroupBy(g, p.lib)
 				if err != nil {
 					p.errs = append(p.errs, p.exprError(at, fmt.Sprintf("%s[%d]", key, i), g, err))
 				}
@@ -72,7 +72,7 @@ func (p *parser) window(n *yaml.Node, path string) *Window {
 		if w.Agg == AggDistinct {
 			compile = compileGroupBy
 		}
-		prog, err := compile(w.Field)
+		prog, err := compile(w.Field, p.lib)
 		if err != nil {
 			p.errs = append(p.errs, p.exprError(aggNode, path+"."+w.Agg.String(), w.Field, err))
 		}

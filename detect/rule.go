@@ -3,6 +3,8 @@ package detect
 import (
 	"fmt"
 	"maps"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -28,10 +30,19 @@ type Rule struct {
 	Where string
 	// Window makes the rule a threshold rule; nil alerts on each match.
 	Window *Window
+	// Sequence, NewTerms and Rate make the rule one of those kinds (see
+	// sequence.go, newterms.go, rate.go); at most one of them and Window
+	// is set.
+	Sequence *Sequence
+	NewTerms *NewTerms
+	Rate     *Rate
 	// Suppress is how long, in event time, a group stays quiet after it
 	// alerted. Zero means no suppression (windowless rules only; threshold
 	// rules default to Window.Over).
 	Suppress time.Duration
+	// Routes name where the rule's alerts go (alert field trailwatch.routes),
+	// as configured for the notifier; empty means the default route.
+	Routes []string
 	// Tests are the rule's inline test cases.
 	Tests []TestCase
 	// File, Line and Col locate the rule's definition.
@@ -41,6 +52,9 @@ type Rule struct {
 
 	where      *vm.Program
 	techniques []schema.ThreatTechnique
+	hash       string // definition hash, see Hash
+	// cond is where with its fast path, built on first use (condition).
+	cond atomic.Pointer[cond]
 }
 
 // Window is a threshold over a sliding event-time window, evaluated
@@ -119,13 +133,16 @@ type TestCase struct {
 	Pos string
 }
 
-// Expectation describes one expected alert. A zero Count, nil Group or nil
-// Value is not checked.
+// Expectation describes one expected alert. A zero Count, nil Group, nil
+// Value or nil Values is not checked.
 type Expectation struct {
 	Count int64
 	Group map[string]string
 	// Value is the expected aggregated value (trailwatch.value).
 	Value *float64
+	// Values are the expected trailwatch.distinct_values (for new_terms,
+	// the new term).
+	Values []string
 }
 
 // Match reports whether alert a meets the expectation.
@@ -137,6 +154,9 @@ func (x Expectation) Match(a schema.Alert) bool {
 		return false
 	}
 	if x.Value != nil && *x.Value != a.Trailwatch.Value {
+		return false
+	}
+	if x.Values != nil && !slices.Equal(x.Values, a.Trailwatch.DistinctValues) {
 		return false
 	}
 	return true
@@ -207,6 +227,9 @@ func (rs *RuleSet) MaxWindow() time.Duration {
 	for _, r := range rs.rules {
 		if r.Window != nil {
 			m = max(m, r.Window.Over)
+		}
+		if k := r.ruleKind(); k != nil {
+			m = max(m, k.span())
 		}
 		m = max(m, r.Suppress)
 	}

@@ -26,6 +26,12 @@ type Stats struct {
 	// DistinctEvictions is how many distinct values were dropped to keep
 	// a group within its window's max_distinct.
 	DistinctEvictions uint64
+	// TermEvictions is how many new_terms terms were dropped to keep a
+	// key within max_terms.
+	TermEvictions uint64
+	// StepEvictions is how many sequence step events were dropped to keep
+	// a step within MaxStepEvents.
+	StepEvictions uint64
 	// Expired is how many groups Advance dropped as no longer able to
 	// affect any result.
 	Expired uint64
@@ -51,6 +57,10 @@ type RuleStats struct {
 	// DistinctEvictions is how many distinct values the rule dropped to
 	// stay within max_distinct.
 	DistinctEvictions uint64
+	// TermEvictions and StepEvictions are the rule's share of the
+	// detector's counters of the same name.
+	TermEvictions uint64
+	StepEvictions uint64
 	// EvalTime is the cumulative time spent evaluating the rule's
 	// condition and group key, measured on one event in 16 and scaled.
 	EvalTime time.Duration

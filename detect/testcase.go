@@ -15,7 +15,7 @@ import (
 
 var (
 	testFields   = []string{"name", "events", "expect"}
-	expectFields = []string{"count", "group", "value"}
+	expectFields = []string{"count", "group", "value", "values"}
 )
 
 // tests parses a rule's `tests:` list.
@@ -175,6 +175,8 @@ func (p *parser) expects(n *yaml.Node, path string) []Expectation {
 					return
 				}
 				x.Value = &f
+			case xp + ".values":
+				x.Values = p.strs(v, key)
 			case xp + ".group":
 				if v.Kind != yaml.MappingNode {
 					p.errf(v, "%s: want a mapping of group_by field to value, got %s", key, kindName(v))

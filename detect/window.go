@@ -98,6 +98,9 @@ func (g *group) firing(p, count int, over time.Duration) (int, int, bool) {
 // expired reports whether the group can no longer affect any result, given
 // that every future non-late event is at or after horizon.
 func (g *group) expired(horizon instant) bool {
+	if g.state != nil {
+		return g.state.expire(g, horizon)
+	}
 	cut := horizon.add(-g.rule.over)
 	if g.agg != nil {
 		// Aggregation windows trail the group's newest event time, which

@@ -184,6 +184,8 @@ func AppendEvent(dst []byte, ev *schema.Event) []byte {
 		b = strconv.AppendInt(b, tw.Raw.Offset, 10)
 		b = strField(b, "hash", tw.Raw.Hash)
 		b = strField(b, "collector", tw.Raw.Collector)
+		b = intField(b, "partition", int64(tw.Raw.Partition))
+		b = intField(b, "kafka_offset", tw.Raw.KafkaOffset)
 		b = closeObj(b, o2)
 	}
 	b = appendSession(b, &tw.Session)

@@ -138,6 +138,9 @@ func formatExpect(x detect.Expectation) string {
 	if x.Value != nil {
 		s += fmt.Sprintf(" value=%g", *x.Value)
 	}
+	if x.Values != nil {
+		s += fmt.Sprintf(" values=%q", x.Values)
+	}
 	return s
 }
 

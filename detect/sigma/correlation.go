@@ -23,15 +23,15 @@ type corr struct {
 }
 
 // correlation converts an event_count or value_count correlation into a
-// threshold rule over the OR of the rules it references.
+// threshold rule over the OR of the rules it references, and a temporal
+// (or temporal_ordered) correlation into a sequence rule with one step per
+// referenced rule, unordered (ordered).
 func (s *set) correlation(d *doc) (Converted, []string) {
 	co := d.r.Correlation
 	var reasons []string
 	fail := func(format string, args ...any) { reasons = append(reasons, fmt.Sprintf(format, args...)) }
 	switch co.Type {
-	case "event_count", "value_count":
-	case "temporal", "temporal_ordered":
-		return Converted{}, []string{fmt.Sprintf("correlation.type: %s: temporal correlation not supported yet", co.Type)}
+	case "event_count", "value_count", "temporal", "temporal_ordered":
 	default:
 		fail("correlation.type: %q is not a Sigma correlation type", co.Type)
 	}
@@ -58,6 +58,10 @@ func (s *set) correlation(d *doc) (Converted, []string) {
 	over, err := timespan(co.Timespan)
 	if err != nil {
 		fail("correlation.timespan: %v", err)
+	}
+	temporal := strings.HasPrefix(co.Type, "temporal")
+	if temporal && len(co.Condition) > 0 {
+		fail("correlation.condition: not used by %s correlations", co.Type)
 	}
 	count := 0
 	for _, k := range slices.Sorted(maps.Keys(co.Condition)) {
@@ -87,7 +91,7 @@ func (s *set) correlation(d *doc) (Converted, []string) {
 	if count == 0 && len(co.Condition) > 0 && !slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, "correlation.condition") }) {
 		fail("correlation.condition: needs gte or gt")
 	}
-	if len(co.Condition) == 0 {
+	if len(co.Condition) == 0 && !temporal {
 		fail("correlation.condition: required")
 	}
 	if len(reasons) > 0 {
@@ -122,6 +126,9 @@ func (s *set) correlation(d *doc) (Converted, []string) {
 			groupBy = append(groupBy, p)
 		}
 	}
+	if temporal {
+		return s.sequence(d, bases, groupBy, over, reasons)
+	}
 	if len(groupBy) > 0 {
 		add("group_by", list(groupBy, true))
 	}
@@ -143,7 +150,57 @@ func (s *set) correlation(d *doc) (Converted, []string) {
 	for i, b := range bases {
 		xs[i] = and(leaf(b.ls.guard), b.where)
 	}
-	return render(d, or(xs...), win)
+	return render(d, or(xs...), "window", win)
+}
+
+// sequence renders a temporal correlation as a sequence rule: one step per
+// referenced rule, named after it, within the timespan.
+func (s *set) sequence(d *doc, bases []*doc, groupBy []string, over string, reasons []string) (Converted, []string) {
+	if len(reasons) > 0 {
+		return Converted{}, reasons
+	}
+	if len(bases) < 2 {
+		return Converted{}, []string{"correlation.rules: a temporal correlation needs at least 2 rules"}
+	}
+	seq := &yaml.Node{Kind: yaml.MappingNode}
+	add := func(k string, v *yaml.Node) { seq.Content = append(seq.Content, str(k), v) }
+	if len(groupBy) > 0 {
+		add("by", list(groupBy, true))
+	}
+	add("within", str(over))
+	add("ordered", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(d.r.Correlation.Type == "temporal_ordered")})
+	steps := &yaml.Node{Kind: yaml.SequenceNode}
+	xs := make([]ex, len(bases))
+	used := map[string]bool{}
+	for i, b := range bases {
+		xs[i] = and(leaf(b.ls.guard), b.where)
+		name := stepName(d.r.Correlation.Rules[i], i, used)
+		w := str(xs[i].pretty(""))
+		w.Style = yaml.LiteralStyle
+		steps.Content = append(steps.Content, &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("name"), str(name), str("where"), w}})
+	}
+	add("steps", steps)
+	return render(d, or(xs...), "sequence", seq)
+}
+
+// stepName turns a correlation's rule reference into a unique step name
+// (lowercase letters, digits, '.', '_', '-').
+func stepName(ref string, i int, used map[string]bool) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(ref) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	name := strings.Trim(b.String(), "-._")
+	if name == "" || used[name] {
+		name = fmt.Sprintf("step%d", i+1)
+	}
+	used[name] = true
+	return name
 }
 
 // timespan converts a Sigma timespan (30s, 5m, 1h, 2d) into a Go duration

@@ -34,8 +34,8 @@ func ruleID(r *sigmaRule) string {
 }
 
 // render builds the trailwatch YAML of a rule with the given condition and
-// optional window.
-func render(d *doc, where ex, window *yaml.Node) (Converted, []string) {
+// optional kind section (kindKey "window" or "sequence").
+func render(d *doc, where ex, kindKey string, kind *yaml.Node) (Converted, []string) {
 	r := &d.r
 	var reasons []string
 	id := ruleID(r)
@@ -96,8 +96,8 @@ func render(d *doc, where ex, window *yaml.Node) (Converted, []string) {
 	w := str(where.pretty(""))
 	w.Style = yaml.LiteralStyle
 	add("where", w)
-	if window != nil {
-		add("window", window)
+	if kind != nil {
+		add(kindKey, kind)
 	}
 
 	var buf bytes.Buffer

@@ -249,7 +249,7 @@ func convertDocs(docs []*doc) ([]Converted, []Problem) {
 		default:
 			results[i].reasons = d.probs
 			if len(d.probs) == 0 {
-				results[i].c, results[i].reasons = render(d, and(leaf(d.ls.guard), d.where), nil)
+				results[i].c, results[i].reasons = render(d, and(leaf(d.ls.guard), d.where), "", nil)
 			}
 		}
 	}

@@ -169,15 +169,15 @@ func TestConvertFiles(t *testing.T) {
 			t.Errorf("base rule %s of a correlation was emitted on its own", consumed)
 		}
 	}
-	if len(out) != 7 {
-		t.Errorf("got %d rules, want 7: %v", len(out), ids)
+	if len(out) != 8 || !slices.Contains(ids, "f2dd6d2d-ea14-458d-9a0b-6c35e656f15f") {
+		t.Errorf("got %d rules, want 8 with the temporal correlation: %v", len(out), ids)
 	}
 	var reasons []string
 	for _, p := range probs {
 		reasons = append(reasons, p.Reason)
 	}
 	all := strings.Join(reasons, "\n")
-	for _, want := range []string{"temporal correlation not supported yet", "missing: no such file"} {
+	for _, want := range []string{"aggregations are not supported", "missing: no such file"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("problems lack %q:\n%s", want, all)
 		}

@@ -60,6 +60,9 @@ type AlertTrailwatch struct {
 	LastSeen       time.Time `json:"last_seen"`
 	EventIDs       []string  `json:"event_ids,omitempty"`
 	RunID          string    `json:"run_id,omitempty"`
+	// Routes name the notifier routes the alert goes to, from the rule's
+	// `routes:`; empty means the default route.
+	Routes []string `json:"routes,omitempty"`
 }
 
 // SeverityNumber maps a rule severity name to ECS event.severity.

@@ -365,6 +365,11 @@ type RawRef struct {
 	Offset    int64  `json:"offset" expr:"offset"`
 	Hash      string `json:"hash,omitempty" expr:"hash"`
 	Collector string `json:"collector,omitempty" expr:"collector"`
+	// Partition and KafkaOffset locate the record in the raw topic; Hash
+	// is its integrity digest (internal/integrity), so an indexed document
+	// can be traced to the record and checked against the signed chain.
+	Partition   int32 `json:"partition,omitempty" expr:"partition"`
+	KafkaOffset int64 `json:"kafka_offset,omitempty" expr:"kafka_offset"`
 }
 
 // ActorKey returns the key that groups an actor's events: the credential
