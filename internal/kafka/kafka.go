@@ -78,6 +78,18 @@ type Topics struct {
 	Alerts   string `koanf:"alerts"`
 	DLQ      string `koanf:"dlq"`
 	Notified string `koanf:"notified"`
+	// Repartition carries events to the rules grouped by a key other
+	// than the actor, keyed by that group key.
+	Repartition string `koanf:"repartition"`
+	// State is the compacted changelog of the state kept per partition of
+	// the events topic (first-seen history, sessions).
+	State string `koanf:"state"`
+	// KeyedState is the compacted changelog of the state kept per
+	// partition of the repartition topic.
+	KeyedState string `koanf:"keyed_state"`
+	// Integrity holds the signed checkpoints of the raw topic's hash
+	// chains (internal/integrity), created with unlimited retention.
+	Integrity string `koanf:"integrity"`
 }
 
 // DefaultConfig returns the configuration of the embedded mode.
@@ -96,6 +108,11 @@ func DefaultConfig() Config {
 			Alerts:   "trailwatch.alerts",
 			DLQ:      "trailwatch.dlq",
 			Notified: "trailwatch.notified",
+
+			Repartition: "trailwatch.repartition",
+			State:       "trailwatch.state",
+			KeyedState:  "trailwatch.state.keyed",
+			Integrity:   "trailwatch.integrity",
 		},
 	}
 }
@@ -131,9 +148,15 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// AllTopics lists the pipeline's topics.
+// AllTopics lists the pipeline's topics that keep records for a time.
 func (t Topics) AllTopics() []string {
-	return []string{t.Raw, t.Events, t.Enriched, t.Alerts, t.DLQ}
+	return []string{t.Raw, t.Events, t.Enriched, t.Alerts, t.DLQ, t.Repartition}
+}
+
+// CompactedTopics lists the pipeline's compacted topics: the latest value
+// per key is kept.
+func (t Topics) CompactedTopics() []string {
+	return []string{t.Notified, t.State, t.KeyedState}
 }
 
 // GroupOpts returns the consumer-group options from the config.

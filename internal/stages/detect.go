@@ -1,9 +1,13 @@
 package stages
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,56 +16,134 @@ import (
 
 	"github.com/trailwatch/trailwatch/detect"
 	"github.com/trailwatch/trailwatch/enrich"
+	"github.com/trailwatch/trailwatch/internal/health"
 	"github.com/trailwatch/trailwatch/normalize"
 	"github.com/trailwatch/trailwatch/normalize/schema"
 )
 
-// Detect runs the rules over the events topic. State lives with a
-// partition, as the events topic is keyed by actor: each partition has its
-// own detector, dropped when the partition is revoked and rebuilt (Warm)
-// from the partition's recent history when it is assigned again.
+// HeaderFamily names, on a repartition record, the rule family (key
+// fields) the record was routed for.
+const HeaderFamily = "tw.family"
+
+// Detect runs the rules over the events topic. Every event is enriched
+// (GeoIP/ASN, IP lists, trusted proxies, user agent, actor correlation)
+// before the rules see it, and goes to the enriched topic; alerts go to the
+// alerts topic keyed by their deterministic id.
 //
-// Every event is enriched (GeoIP/ASN, IP lists, trusted proxies, user
-// agent) before the rules see it, and goes to the enriched topic; alerts go
-// to the alerts topic keyed by their deterministic id.
+// State lives with a partition. The events topic is keyed by actor, so the
+// actor-local rules (detect.Router) run here, with a detector per
+// partition, dropped when the partition is revoked and rebuilt (Warm) from
+// its recent history when it is assigned again. Events that may match a
+// rule grouped by another key go to the repartition topic, keyed by that
+// key, where KeyedDetect runs those rules.
 type Detect struct {
 	EnrichedTopic string
 	AlertsTopic   string
 	DLQTopic      string
-	// Enricher adds IP, list, proxy and user-agent context to each batch
-	// before the rules see it; nil passes events through unchanged.
+	// RepartitionTopic receives the events of rules not keyed by actor.
+	// Empty runs every rule here, which is right only with one partition
+	// (or when every rule is actor-local).
+	RepartitionTopic string
+	// Enricher adds context to each batch before the rules see it; nil
+	// passes events through unchanged.
 	Enricher enrich.Enricher
-	// Window is how far back state reaches: the longest rule window plus
-	// the allowed lateness.
-	Window time.Duration
+	// DedupIDs is how many recent event ids each partition remembers to
+	// drop an event delivered twice; 0 remembers none.
+	DedupIDs int
+	// StateTopic is the compacted changelog of the durable state of the
+	// enrichers and detectors (first-seen history), written in the
+	// partition of the events they describe; empty keeps state in memory
+	// only.
+	StateTopic string
+	// ReadState reads a changelog partition from its start (kafka.ReadPartition
+	// bound to the connection); it restores a partition's state when the
+	// partition is first used after an assignment.
+	ReadState func(ctx context.Context, topic string, p int32, fn func(*kgo.Record) error) error
+	// Health, when set, is told of every batch's events as they arrive, to
+	// notice a source gone silent.
+	Health *health.Monitor
 
-	newDetector func() (*detect.Detector, error)
-	log         *slog.Logger
+	book *RuleBook
+	log  *slog.Logger
+	m    *DetectMetrics
 
-	mu   sync.Mutex
-	dets map[int32]*detect.Detector
-	dlq  prometheus.Counter
+	mu     sync.Mutex
+	parts  map[int32]*partDetector
+	routes []detect.Route
 }
 
-// NewDetect returns the detect stage handler. newDetector builds one
-// partition's detector over the loaded rule set.
-func NewDetect(enriched, alerts, dlq string, window time.Duration, newDetector func() (*detect.Detector, error), reg prometheus.Registerer, log *slog.Logger) *Detect {
+// partDetector is one partition's detector and duplicate filter.
+type partDetector struct {
+	det *detect.Detector
+	gen uint64
+	ids *recentIDs
+}
+
+// NewDetect returns the handler of the events topic running book's rules.
+func NewDetect(enriched, alerts, dlq string, book *RuleBook, m *DetectMetrics, log *slog.Logger) *Detect {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Detect{
-		EnrichedTopic: enriched, AlertsTopic: alerts, DLQTopic: dlq, Window: window,
-		newDetector: newDetector, log: log, dets: map[int32]*detect.Detector{},
-		dlq: prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_detect_dlq_total", Help: "Events sent to the dead-letter topic by the detect stage."}),
-	}
-	if reg != nil {
-		reg.MustRegister(h.dlq, detectCollector{h})
-	}
+	h := &Detect{EnrichedTopic: enriched, AlertsTopic: alerts, DLQTopic: dlq, book: book, log: log, m: m, parts: map[int32]*partDetector{}}
+	m.add(h)
 	return h
 }
 
+// DetectMetrics exports the counters of every detector of a process's
+// detect handlers, summed, under one set of metric names.
+type DetectMetrics struct {
+	dlq prometheus.Counter
+	dup prometheus.Counter
+
+	mu   sync.Mutex
+	srcs []interface{ detectors() []*detect.Detector }
+}
+
+// NewDetectMetrics registers the detect stage's metrics with reg (nil: not
+// exported).
+func NewDetectMetrics(reg prometheus.Registerer) *DetectMetrics {
+	m := &DetectMetrics{
+		dlq: prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_detect_dlq_total", Help: "Events sent to the dead-letter topic by the detect stage."}),
+		dup: prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_detect_duplicates_total", Help: "Events dropped because the same event id was just seen in the partition (a producer retry)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.dlq, m.dup, detectCollector{m})
+	}
+	return m
+}
+
+func (m *DetectMetrics) add(src interface{ detectors() []*detect.Detector }) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.srcs = append(m.srcs, src)
+}
+
+// Detectors returns every detector held now, for stats.
+func (m *DetectMetrics) Detectors() []*detect.Detector {
+	m.mu.Lock()
+	srcs := m.srcs
+	m.mu.Unlock()
+	var out []*detect.Detector
+	for _, s := range srcs {
+		out = append(out, s.detectors()...)
+	}
+	return out
+}
+
+// RuleCounters returns every detector's per-rule counters, for the health
+// monitor (which sums them by rule id).
+func (m *DetectMetrics) RuleCounters() []health.RuleCounters {
+	var out []health.RuleCounters
+	for _, d := range m.Detectors() {
+		for _, r := range d.Stats().Rules {
+			out = append(out, health.RuleCounters{ID: r.ID, Evals: r.Evals, Matches: r.Matches, Errors: r.Errors})
+		}
+	}
+	return out
+}
+
 // detectCollector exports the detectors' counters summed over partitions.
-type detectCollector struct{ h *Detect }
+type detectCollector struct{ m *DetectMetrics }
 
 var (
 	descEvalSeconds = prometheus.NewDesc("trailwatch_detect_rule_eval_seconds_total", "Time spent evaluating each rule's condition and group key, by the partitions this process holds now.", []string{"rule"}, nil)
@@ -78,17 +160,11 @@ func (c detectCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c detectCollector) Collect(ch chan<- prometheus.Metric) {
-	c.h.mu.Lock()
-	dets := make([]*detect.Detector, 0, len(c.h.dets))
-	for _, d := range c.h.dets {
-		dets = append(dets, d)
-	}
-	c.h.mu.Unlock()
 	evalTime := map[string]time.Duration{}
 	alerts := map[string]uint64{}
 	var late, evictions uint64
 	var groups int
-	for _, d := range dets {
+	for _, d := range c.m.Detectors() {
 		st := d.Stats()
 		late += st.Late
 		evictions += st.Evictions
@@ -107,33 +183,138 @@ func (c detectCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(groups))
 }
 
+func (h *Detect) detectors() []*detect.Detector {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*detect.Detector, 0, len(h.parts))
+	for _, p := range h.parts {
+		out = append(out, p.det)
+	}
+	return out
+}
+
 // Assigned implements pipeline.PartitionAware.
 func (h *Detect) Assigned(_ string, p int32) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.dets, p) // a fresh detector is built on first use
+	delete(h.parts, p) // a fresh detector is built on first use
 }
 
 // Revoked implements pipeline.PartitionAware.
 func (h *Detect) Revoked(_ string, p int32) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.dets, p)
+	delete(h.parts, p)
 }
 
 // WarmWindow implements pipeline.Warmer.
-func (h *Detect) WarmWindow() time.Duration { return h.Window }
+func (h *Detect) WarmWindow() time.Duration { return h.book.Window() }
 
-func (h *Detect) detector(p int32) (*detect.Detector, error) {
-	if d, ok := h.dets[p]; ok {
-		return d, nil
+// localRules is what the events topic's detectors run.
+func (h *Detect) localRules() (*detect.RuleSet, *detect.Router, uint64) {
+	set, router, gen := h.book.current()
+	if h.RepartitionTopic == "" {
+		return set, router, gen
 	}
-	d, err := h.newDetector()
+	return router.Local(), router, gen
+}
+
+// Changelog key prefixes: what the rest of a state record's key belongs to.
+const (
+	stateDetector = "d/"
+	stateEnricher = "e/"
+)
+
+// partition returns p's detector, built on first use (restoring the
+// partition's durable state) and reloaded when the rule book changed.
+func (h *Detect) partition(ctx context.Context, p int32) (*partDetector, error) {
+	set, _, gen := h.localRules()
+	pd, ok := h.parts[p]
+	if ok && pd.gen == gen {
+		return pd, nil
+	}
+	if ok {
+		pd.det.Reload(set)
+		pd.gen = gen
+		return pd, nil
+	}
+	d, err := detect.New(set, h.book.Config(), h.log)
 	if err != nil {
 		return nil, err
 	}
-	h.dets[p] = d
-	return d, nil
+	if err := h.restore(ctx, p, d); err != nil {
+		return nil, err
+	}
+	pd = &partDetector{det: d, gen: gen, ids: newRecentIDs(h.DedupIDs)}
+	h.parts[p] = pd
+	return pd, nil
+}
+
+// restore feeds partition p's changelog to d and to the enrichers.
+func (h *Detect) restore(ctx context.Context, p int32, d *detect.Detector) error {
+	if h.StateTopic == "" || h.ReadState == nil {
+		return nil
+	}
+	st, _ := h.Enricher.(enrich.Stateful)
+	n := 0
+	err := h.ReadState(ctx, h.StateTopic, p, func(r *kgo.Record) error {
+		n++
+		var err error
+		switch k := r.Key; {
+		case bytes.HasPrefix(k, []byte(stateDetector)):
+			err = d.Restore(k[len(stateDetector):], r.Value)
+		case bytes.HasPrefix(k, []byte(stateEnricher)) && st != nil:
+			err = st.Restore(k[len(stateEnricher):], r.Value)
+		}
+		if err != nil {
+			// One unreadable record loses one key's history, not the
+			// partition: log it and go on.
+			h.log.Warn("state record skipped", "topic", h.StateTopic, "partition", p, "offset", r.Offset, "err", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("restore state of partition %d: %w", p, err)
+	}
+	h.log.Debug("state restored", "partition", p, "records", n)
+	return nil
+}
+
+// stateRecords appends the durable-state changes made by the last batch of
+// partition p to out, for the changelog.
+func (h *Detect) stateRecords(out []*kgo.Record, p int32, d *detect.Detector) []*kgo.Record {
+	// Changes are drained even when nothing persists them: they would pile
+	// up otherwise.
+	var enr []enrich.StateChange
+	if st, ok := h.Enricher.(enrich.Stateful); ok {
+		enr = st.DrainChanges()
+	}
+	det := d.DrainChanges()
+	if h.StateTopic == "" {
+		return out
+	}
+	for _, c := range enr {
+		out = append(out, &kgo.Record{Topic: h.StateTopic, Partition: p, Key: append([]byte(stateEnricher), c.Key...), Value: c.Value})
+	}
+	for _, c := range det {
+		out = append(out, &kgo.Record{Topic: h.StateTopic, Partition: p, Key: append([]byte(stateDetector), c.Key...), Value: c.Value})
+	}
+	return out
+}
+
+// dedup drops from evs (and srcs, kept parallel) the events pd saw
+// recently, and returns what is left.
+func (h *Detect) dedup(pd *partDetector, evs []schema.Event, srcs []*kgo.Record) ([]schema.Event, []*kgo.Record) {
+	n := 0
+	for i := range evs {
+		if pd.ids.seen(evs[i].Event.ID) {
+			h.m.dup.Inc()
+			continue
+		}
+		evs[n], srcs[n] = evs[i], srcs[i]
+		n++
+	}
+	return evs[:n], srcs[:n]
 }
 
 // Warm implements pipeline.Warmer: rebuild window state without alerting.
@@ -141,19 +322,23 @@ func (h *Detect) detector(p int32) (*detect.Detector, error) {
 func (h *Detect) Warm(ctx context.Context, recs []*kgo.Record) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	byPart, _, _ := h.decode(recs)
+	byPart, srcs, _ := decodeEvents(recs)
 	for p, evs := range byPart {
-		d, err := h.detector(p)
+		pd, err := h.partition(ctx, p)
 		if err != nil {
 			h.log.Error("cannot build detector", "err", err)
 			return
 		}
+		evs, _ = h.dedup(pd, evs, srcs[p])
 		if h.Enricher != nil {
 			if err := h.Enricher.Enrich(ctx, evs); err != nil {
 				return
 			}
 		}
-		d.Warm(evs)
+		pd.det.Warm(evs)
+		// Replayed input changes no durable state that was not already
+		// written when it was first processed.
+		h.stateRecords(nil, p, pd.det)
 	}
 }
 
@@ -162,17 +347,19 @@ func (h *Detect) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record,
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]*kgo.Record, 0, len(recs)+8)
-	byPart, srcs, bad := h.decode(recs)
-	for _, kr := range recs {
-		if reason, ok := bad[kr]; ok {
-			h.dlq.Inc()
-			out = append(out, DLQRecord(h.DLQTopic, "detect", reason, kr))
-		}
-	}
-	for p, evs := range byPart {
-		d, err := h.detector(p)
+	byPart, srcs, bad := decodeEvents(recs)
+	out = h.m.badRecords(out, h.DLQTopic, recs, bad)
+	_, router, _ := h.localRules()
+	var routed []timedRecord
+	// Partitions in order, so equal event times keep one order run to run.
+	for _, p := range slices.Sorted(maps.Keys(byPart)) {
+		pd, err := h.partition(ctx, p)
 		if err != nil {
 			return nil, err
+		}
+		evs, from := h.dedup(pd, byPart[p], srcs[p])
+		if h.Health != nil {
+			h.Health.Observe(evs, time.Now())
 		}
 		if h.Enricher != nil {
 			// An error here is ctx ending: the batch stays uncommitted.
@@ -181,35 +368,79 @@ func (h *Detect) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record,
 			}
 		}
 		for i := range evs {
-			kr := srcs[p][i]
-			out = append(out, &kgo.Record{Topic: h.EnrichedTopic, Key: kr.Key, Value: normalize.AppendEvent(nil, &evs[i]), Timestamp: kr.Timestamp})
+			kr := from[i]
+			body := normalize.AppendEvent(nil, &evs[i])
+			out = append(out, &kgo.Record{Topic: h.EnrichedTopic, Key: kr.Key, Value: body, Timestamp: kr.Timestamp})
+			if h.RepartitionTopic == "" {
+				continue
+			}
+			h.routes = router.Route(&evs[i], h.routes[:0])
+			for _, rt := range h.routes {
+				routed = append(routed, timedRecord{evs[i].Timestamp, &kgo.Record{Topic: h.RepartitionTopic, Key: rt.Key, Value: body, Timestamp: kr.Timestamp,
+					Headers: []kgo.RecordHeader{{Key: HeaderFamily, Value: []byte(rt.Family.Name)}}}})
+			}
 		}
-		alerts, err := d.Observe(ctx, evs)
+		if out, err = h.m.observe(ctx, out, pd.det, evs, h.AlertsTopic, h.DLQTopic); err != nil {
+			return nil, err
+		}
+		out = h.stateRecords(out, p, pd.det)
+	}
+	// Each partition's events are in time order, but one repartition
+	// partition gathers them from all: merged in event time, a backlog read
+	// partition after partition does not look minutes late to the keyed
+	// rules (allowed_lateness).
+	slices.SortStableFunc(routed, func(a, b timedRecord) int { return a.t.Compare(b.t) })
+	for _, r := range routed {
+		out = append(out, r.rec)
+	}
+	return out, nil
+}
+
+// timedRecord is an output record with the event time it is ordered by.
+type timedRecord struct {
+	t   time.Time
+	rec *kgo.Record
+}
+
+// badRecords appends a dead-letter record for each record of recs in bad.
+func (m *DetectMetrics) badRecords(out []*kgo.Record, dlq string, recs []*kgo.Record, bad map[*kgo.Record]string) []*kgo.Record {
+	for _, kr := range recs {
+		if reason, ok := bad[kr]; ok {
+			m.dlq.Inc()
+			out = append(out, DLQRecord(dlq, "detect", reason, kr))
+		}
+	}
+	return out
+}
+
+// observe runs d over evs and appends the rule errors (to the dead-letter
+// topic) and the alerts to out. An error is ctx ending.
+func (m *DetectMetrics) observe(ctx context.Context, out []*kgo.Record, d *detect.Detector, evs []schema.Event, alertsTopic, dlq string) ([]*kgo.Record, error) {
+	alerts, err := d.Observe(ctx, evs)
+	if err != nil {
+		return nil, err // ctx ended: the batch is retried or abandoned uncommitted
+	}
+	var newest time.Time
+	for i := range evs {
+		if evs[i].Timestamp.After(newest) {
+			newest = evs[i].Timestamp
+		}
+	}
+	d.Advance(newest)
+	for _, re := range d.DrainRuleErrors() {
+		m.dlq.Inc()
+		body, _ := json.Marshal(map[string]any{"rule.id": re.RuleID, "event.id": re.EventID, "@timestamp": re.Timestamp, "error": re.Err.Error()})
+		out = append(out, &kgo.Record{Topic: dlq, Key: []byte(re.EventID), Value: body, Headers: []kgo.RecordHeader{
+			{Key: HeaderDLQStage, Value: []byte("detect")},
+			{Key: HeaderDLQReason, Value: []byte(re.Error())},
+		}})
+	}
+	for i := range alerts {
+		b, err := json.Marshal(&alerts[i])
 		if err != nil {
-			return nil, err // ctx ended: the batch is retried or abandoned uncommitted
+			return nil, err
 		}
-		var newest time.Time
-		for i := range evs {
-			if evs[i].Timestamp.After(newest) {
-				newest = evs[i].Timestamp
-			}
-		}
-		d.Advance(newest)
-		for _, re := range d.DrainRuleErrors() {
-			h.dlq.Inc()
-			body, _ := json.Marshal(map[string]any{"rule.id": re.RuleID, "event.id": re.EventID, "@timestamp": re.Timestamp, "error": re.Err.Error()})
-			out = append(out, &kgo.Record{Topic: h.DLQTopic, Key: []byte(re.EventID), Value: body, Headers: []kgo.RecordHeader{
-				{Key: HeaderDLQStage, Value: []byte("detect")},
-				{Key: HeaderDLQReason, Value: []byte(re.Error())},
-			}})
-		}
-		for i := range alerts {
-			b, err := json.Marshal(&alerts[i])
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, &kgo.Record{Topic: h.AlertsTopic, Key: []byte(alerts[i].Event.ID), Value: b, Timestamp: alerts[i].Timestamp})
-		}
+		out = append(out, &kgo.Record{Topic: alertsTopic, Key: []byte(alerts[i].Event.ID), Value: b, Timestamp: alerts[i].Timestamp})
 	}
 	return out, nil
 }
@@ -217,7 +448,7 @@ func (h *Detect) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record,
 // decode groups the events of recs by partition, in order, with the
 // record each came from, and returns the records that are not events with
 // the reason.
-func (h *Detect) decode(recs []*kgo.Record) (map[int32][]schema.Event, map[int32][]*kgo.Record, map[*kgo.Record]string) {
+func decodeEvents(recs []*kgo.Record) (map[int32][]schema.Event, map[int32][]*kgo.Record, map[*kgo.Record]string) {
 	byPart := map[int32][]schema.Event{}
 	srcs := map[int32][]*kgo.Record{}
 	var bad map[*kgo.Record]string

@@ -168,9 +168,7 @@ func newDetectHandler(t *testing.T) *Detect {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewDetect("enriched", "alerts", "dlq", rs.MaxWindow(), func() (*detect.Detector, error) {
-		return detect.New(rs, detect.DefaultConfig(), nil)
-	}, nil, nil)
+	return NewDetect("enriched", "alerts", "dlq", NewRuleBook(rs, detect.DefaultConfig()), NewDetectMetrics(nil), nil)
 }
 
 func alertsOf(out []*kgo.Record) (alerts []string, enriched int) {
