@@ -110,7 +110,7 @@ func (f *filler) fill(v reflect.Value) {
 		if f.on() {
 			v.SetString(f.str())
 		}
-	case reflect.Int, reflect.Int64:
+	case reflect.Int, reflect.Int32, reflect.Int64:
 		if f.on() {
 			v.SetInt(f.n + int64(f.leaf))
 		}

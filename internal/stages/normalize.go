@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/ingest"
+	"github.com/trailwatch/trailwatch/internal/integrity"
 	"github.com/trailwatch/trailwatch/normalize"
 	"github.com/trailwatch/trailwatch/normalize/schema"
 )
@@ -35,6 +36,8 @@ type Normalize struct {
 	norms map[string]normalize.Normalizer
 	buf   []schema.Event
 	dlq   *prometheus.CounterVec
+
+	digester integrity.Digester
 }
 
 // Failure reasons counted by trailwatch_normalize_dlq_total{reason} and
@@ -156,9 +159,16 @@ func (h *Normalize) Handle(_ context.Context, recs []*kgo.Record) ([]*kgo.Record
 			out = append(out, d)
 			continue
 		}
+		// Every event points back at its raw record: partition, Kafka
+		// offset and the digest the integrity chain is built from.
+		var rawHash string
+		if len(h.buf) > 0 {
+			rawHash = h.digester.Digest(kr).String()
+		}
 		for i := range h.buf {
 			ev := &h.buf[i]
 			ev.Event.Ingested = ingested
+			ev.Trailwatch.Raw.Hash, ev.Trailwatch.Raw.Partition, ev.Trailwatch.Raw.KafkaOffset = rawHash, kr.Partition, kr.Offset
 			out = append(out, &kgo.Record{
 				Topic:     h.EventsTopic,
 				Key:       []byte(ev.Trailwatch.Actor),

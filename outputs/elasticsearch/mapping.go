@@ -78,7 +78,7 @@ func eventsMapping(flavor string) map[string]any {
 			"actor": kw, "source": kw,
 			"credential": credential(),
 			"identity":   obj(map[string]any{"owner": kw, "team": kw, "service": kw, "known": boolean}),
-			"raw":        obj(map[string]any{"origin": kw, "offset": long, "hash": kw, "collector": kw}),
+			"raw":        obj(map[string]any{"origin": kw, "offset": long, "hash": kw, "collector": kw, "partition": long, "kafka_offset": long}),
 			"session":    obj(map[string]any{"id": kw, "start": date, "requests": long, "bytes": long}),
 			"signals": obj(map[string]any{
 				"first_seen": obj(map[string]any{
