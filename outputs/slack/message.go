@@ -2,6 +2,7 @@ package slack
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -32,10 +33,29 @@ var severityEmoji = map[string]string{
 	"low":      ":large_blue_circle:",
 }
 
-// message renders an alert as Block Kit: header, fields, description,
-// events link. Values from logs are escaped for mrkdwn so a crafted user
-// name cannot inject links or mentions.
-func (n *Notifier) message(a *schema.Alert) message {
+// view is what a message shows beyond the alert itself: a group's running
+// totals, its status line, and whether buttons are added.
+type view struct {
+	alerts      int   // alerts in the group; shown when above 1
+	count       int64 // events counted
+	first, last time.Time
+	status      string // "Acknowledged by …", shown under the fields
+	buttons     string // group id for the buttons; "" shows none
+	silence     bool   // offer the Silence buttons (a store is configured)
+}
+
+// alertView is the view of a lone alert.
+func alertView(a *schema.Alert) view {
+	return view{alerts: 1, count: a.Trailwatch.Count, first: a.Trailwatch.FirstSeen, last: a.Trailwatch.LastSeen}
+}
+
+// message renders an alert as Block Kit.
+func (n *Notifier) message(a *schema.Alert) message { return n.render(a, alertView(a)) }
+
+// render builds the Block Kit message: header, fields, description,
+// events link, status and buttons. Values from logs are escaped for mrkdwn
+// so a crafted user name cannot inject links or mentions.
+func (n *Notifier) render(a *schema.Alert, v view) message {
 	sev := a.Trailwatch.Severity
 	if sev == "" {
 		sev = "unknown"
@@ -62,13 +82,16 @@ func (n *Notifier) message(a *schema.Alert) message {
 	}
 	field("Actor", actor)
 	field("User", a.User.Name)
-	field("Source IP", a.Source.IP)
-	if a.Trailwatch.Count > 0 {
-		field("Count", strconv.FormatInt(a.Trailwatch.Count, 10))
+	field("Source IP", sourceText(&a.Source))
+	if v.alerts > 1 {
+		field("Alerts", strconv.Itoa(v.alerts))
+	}
+	if v.count > 0 {
+		field("Count", strconv.FormatInt(v.count, 10))
 	}
 	field("Window", a.Trailwatch.Window)
-	field("First seen", timeString(a.Trailwatch.FirstSeen))
-	field("Last seen", timeString(a.Trailwatch.LastSeen))
+	field("First seen", timeString(v.first))
+	field("Last seen", timeString(v.last))
 	field("Rule", a.Rule.ID)
 	field("Tags", strings.Join(a.Tags, ", "))
 	if len(fields) > 0 {
@@ -87,11 +110,87 @@ func (n *Notifier) message(a *schema.Alert) message {
 		blocks = append(blocks, slack.NewSectionBlock(
 			slack.NewTextBlockObject(slack.MarkdownType, "<"+link+"|View events>", false, false), nil, nil))
 	}
+	if v.status != "" {
+		blocks = append(blocks, statusBlock(v.status))
+	}
+	if v.buttons != "" {
+		blocks = append(blocks, buttonsBlock(v.buttons, v.silence))
+	}
 	fallback := headline
 	if a.Source.IP != "" {
 		fallback += " from " + a.Source.IP
 	}
 	return message{text: fallback, blocks: blocks}
+}
+
+// followUp renders the thread reply for a batch of alerts that joined a
+// paged group: how many, their events, the latest one's actor and times.
+func (n *Notifier) followUp(a *schema.Alert, alerts int, count int64, total int) message {
+	text := fmt.Sprintf("%d more alert(s) of %s, %d event(s); %d in this group so far", alerts, a.Rule.ID, count, total)
+	var fields []*slack.TextBlockObject
+	add := func(name, value string) {
+		if value != "" {
+			fields = append(fields, slack.NewTextBlockObject(slack.MarkdownType, truncate("*"+name+"*\n"+escape(value), maxField), false, false))
+		}
+	}
+	add("Latest actor", a.Trailwatch.Actor)
+	add("Source IP", sourceText(&a.Source))
+	add("Last seen", timeString(a.Trailwatch.LastSeen))
+	blocks := []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, escape(text), false, false), fields, nil)}
+	return message{text: text, blocks: blocks}
+}
+
+// Block and action ids of the interactive parts.
+const (
+	statusBlockID  = "trailwatch_status"
+	actionsBlockID = "trailwatch_actions"
+	actionAck      = "trailwatch_ack"
+	actionSilence  = "trailwatch_silence_" // + duration: 1h, 24h
+)
+
+// silenceDurations are the Silence buttons offered.
+var silenceDurations = []time.Duration{time.Hour, 24 * time.Hour}
+
+func statusBlock(status string) slack.Block {
+	return slack.NewContextBlock(statusBlockID, slack.NewTextBlockObject(slack.MarkdownType, truncate(status, maxContext), false, false))
+}
+
+func buttonsBlock(groupID string, silence bool) slack.Block {
+	els := []slack.BlockElement{
+		slack.NewButtonBlockElement(actionAck, groupID, slack.NewTextBlockObject(slack.PlainTextType, "Acknowledge", false, false)).WithStyle(slack.StylePrimary),
+	}
+	if silence {
+		for _, d := range silenceDurations {
+			label := "Silence " + durationLabel(d)
+			els = append(els, slack.NewButtonBlockElement(actionSilence+durationLabel(d), groupID, slack.NewTextBlockObject(slack.PlainTextType, label, false, false)))
+		}
+	}
+	return slack.NewActionBlock(actionsBlockID, els...)
+}
+
+// durationLabel prints whole hours as "1h", "24h".
+func durationLabel(d time.Duration) string { return strconv.Itoa(int(d/time.Hour)) + "h" }
+
+// sourceText is the address with its country and AS when enriched.
+func sourceText(e *schema.Endpoint) string {
+	if e.IP == "" {
+		return ""
+	}
+	var extra []string
+	if c := e.Geo.CountryISOCode; c != "" {
+		extra = append(extra, c)
+	}
+	if e.AS.Number != 0 {
+		as := "AS" + strconv.FormatInt(e.AS.Number, 10)
+		if e.AS.Organization.Name != "" {
+			as += " " + e.AS.Organization.Name
+		}
+		extra = append(extra, as)
+	}
+	if len(extra) == 0 {
+		return e.IP
+	}
+	return e.IP + " (" + strings.Join(extra, ", ") + ")"
 }
 
 // eventsLink executes events_url_template; a template error is logged and

@@ -1,8 +1,17 @@
 // Package slack pages people about alerts through Slack, with slack-go:
 // either an incoming webhook or a bot token posting with chat.postMessage.
-// Each alert becomes one Block Kit message: a header with severity and rule
-// title, the actor, counts and times as fields, the rule description, and
-// optionally a link to the alert's events.
+// An alert is rendered as a Block Kit message: a header with severity and
+// rule title, the actor, source (country, AS), counts and times as fields,
+// the rule description, optionally a link to the alert's events, and, when
+// the interactivity endpoint is configured, Acknowledge / Silence buttons.
+//
+// Routes pick the channel per alert (first match wins) or drop it. With
+// grouping on (the default) the notifier implements outputs.Grouper: alerts
+// of one rule and group key share one page that is updated in place, with a
+// thread reply per batch, and a new page after repeat_interval (group.go
+// documents the exact rules). Without grouping, Notify posts one message
+// per alert. The interactivity endpoint (interact.go) verifies Slack's
+// request signatures and turns clicks into acknowledgements and silences.
 //
 // Retries are the caller's: Notify reports whether one may succeed (429 —
 // after the Retry-After Slack asked for, which the notifier also enforces by
@@ -22,14 +31,22 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 
 	"github.com/slack-go/slack"
 
 	"github.com/trailwatch/trailwatch/internal/config"
+	"github.com/trailwatch/trailwatch/internal/silence"
 	"github.com/trailwatch/trailwatch/normalize/schema"
 	"github.com/trailwatch/trailwatch/outputs"
+	"github.com/trailwatch/trailwatch/outputs/route"
+)
+
+var (
+	_ outputs.AlertNotifier = (*Notifier)(nil)
+	_ outputs.Grouper       = (*Notifier)(nil)
 )
 
 // sentWindow is how many posted alert ids are remembered to skip resends.
@@ -42,8 +59,26 @@ type Option func(*Notifier)
 // custom TLS). Its Timeout, if any, applies on top of Config.Timeout.
 func WithHTTPClient(c *http.Client) Option { return func(n *Notifier) { n.http = c } }
 
+// WithSilences sets the silence store: groups it silences are not paged,
+// and the Silence buttons write to it.
+func WithSilences(s *silence.Store) Option { return func(n *Notifier) { n.silences = s } }
+
 // withClock replaces time.Now (tests).
 func withClock(now func() time.Time) Option { return func(n *Notifier) { n.now = now } }
+
+// Stats counts what the notifier did since it started.
+type Stats struct {
+	// Pages are top-level messages posted (one per alert without grouping).
+	Pages int64
+	// Updates are pages updated in place; Replies are thread replies (or,
+	// in webhook mode, follow-up messages).
+	Updates, Replies int64
+	// Dropped are alerts a drop route discarded; Silenced are pending
+	// alerts a silence set during the group wait discarded.
+	Dropped, Silenced int64
+	// Acks and Silences count button clicks acted on.
+	Acks, Silences int64
+}
 
 // Notifier posts alerts to Slack. It implements outputs.AlertNotifier and is
 // safe for concurrent use.
@@ -57,13 +92,33 @@ type Notifier struct {
 	api       *slack.Client
 	eventsURL *template.Template
 
+	signing  config.Secret
+	silences *silence.Store
+	stats    counters
+	srv      *http.Server
+	srvAddr  string
+
 	mu           sync.Mutex
 	blockedUntil time.Time // Slack's Retry-After: no request before this
 	sent         map[string]struct{}
 	sentOrder    []string
+
+	gmu    sync.Mutex
+	groups map[string]*group // by groupID
 }
 
-var _ outputs.AlertNotifier = (*Notifier)(nil)
+type counters struct {
+	pages, updates, replies, dropped, silenced, acks, silences atomic.Int64
+}
+
+// Stats returns the counts so far.
+func (n *Notifier) Stats() Stats {
+	c := &n.stats
+	return Stats{
+		Pages: c.pages.Load(), Updates: c.updates.Load(), Replies: c.replies.Load(),
+		Dropped: c.dropped.Load(), Silenced: c.silenced.Load(), Acks: c.acks.Load(), Silences: c.silences.Load(),
+	}
+}
 
 // New validates cfg and resolves its secrets. It does not contact Slack.
 func New(cfg Config, logger *slog.Logger, opts ...Option) (*Notifier, error) {
@@ -74,7 +129,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Notifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}
-	n := &Notifier{cfg: cfg, log: logger, http: &http.Client{}, now: time.Now, sent: map[string]struct{}{}}
+	n := &Notifier{cfg: cfg, log: logger, http: &http.Client{}, now: time.Now, sent: map[string]struct{}{}, groups: map[string]*group{}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -84,6 +139,12 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Notifier, error) {
 	}
 	if n.token, err = config.ResolveSecret("token", cfg.Token, cfg.TokenFile); err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
+	}
+	if n.signing, err = config.ResolveSecret("interactivity.signing_secret", cfg.Interactivity.SigningSecret, cfg.Interactivity.SigningSecretFile); err != nil {
+		return nil, fmt.Errorf("slack: %w", err)
+	}
+	if !cfg.Interactivity.enabled() {
+		n.signing = "" // no endpoint, no buttons
 	}
 	if n.webhook.IsSet() == n.token.IsSet() {
 		return nil, errors.New("slack: webhook_url: exactly one of webhook_url or token must resolve to a value")
@@ -97,27 +158,31 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Notifier, error) {
 	return n, nil
 }
 
-// Notify posts one message per alert, in order, stopping at the first
-// failure. Alerts already posted by this notifier (same id) are skipped, so
-// the caller may retry the whole batch. On error, retry tells whether
-// retrying may succeed; a rate limit's error wraps *slack.RateLimitedError
-// with the wait Slack asked for.
+// Notify posts one message per alert, in order, to the channel its route
+// picks, stopping at the first failure; it does not group. Alerts already
+// posted by this notifier (same id) are skipped, so the caller may retry the
+// whole batch. On error, retry tells whether retrying may succeed; a rate
+// limit's error wraps *slack.RateLimitedError with the wait Slack asked for.
 func (n *Notifier) Notify(ctx context.Context, alerts ...schema.Alert) (bool, error) {
 	for i := range alerts {
 		a := &alerts[i]
 		if a.Event.ID != "" && n.wasSent(a.Event.ID) {
 			continue
 		}
-		if err := n.waitAllowed(); err != nil {
-			return true, err
+		ch, drop := n.route(a)
+		if drop {
+			n.stats.dropped.Add(1)
+			continue
 		}
-		msg := n.message(a)
-		err := n.send(ctx, msg)
+		v := alertView(a)
+		v.buttons, v.silence = n.buttonsFor(silence.AlertKey(a)), n.silences != nil
+		_, _, err := n.post(ctx, ch, "", n.render(a, v))
 		if err != nil {
 			retry, serr := n.classify(err)
 			n.log.Warn("slack notify failed", "alert_id", a.Event.ID, "rule_id", a.Rule.ID, "retry", retry, "err", serr)
 			return retry, serr
 		}
+		n.stats.pages.Add(1)
 		if a.Event.ID != "" {
 			n.markSent(a.Event.ID)
 		}
@@ -125,27 +190,64 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...schema.Alert) (bool, er
 	return false, nil
 }
 
-// Close does nothing: the notifier holds no connections of its own beyond
-// the HTTP client's idle pool. It is idempotent.
-func (n *Notifier) Close(context.Context) error {
+// Close stops the interactivity listener, if started, and releases idle
+// connections. It is idempotent.
+func (n *Notifier) Close(ctx context.Context) error {
+	var err error
+	n.mu.Lock()
+	srv := n.srv
+	n.srv = nil
+	n.mu.Unlock()
+	if srv != nil {
+		err = srv.Shutdown(ctx)
+	}
 	n.http.CloseIdleConnections()
-	return nil
+	return err
 }
 
-func (n *Notifier) send(ctx context.Context, msg message) error {
+// route returns the channel for a (the first matching route's, else the
+// default), or drop.
+func (n *Notifier) route(a *schema.Alert) (channel string, drop bool) {
+	ra := route.Alert{Severity: a.Trailwatch.Severity, Tags: a.Tags, Rule: a.Rule.ID, Routes: a.Trailwatch.Routes}
+	for _, r := range n.cfg.Routes {
+		if r.Match.Matches(ra) {
+			return r.Channel, r.Drop
+		}
+	}
+	return n.cfg.Channel, false
+}
+
+// post sends msg as a new message (threadTS "") or a thread reply, and
+// returns the channel ID and ts Slack gave it (empty in webhook mode, where
+// threadTS is ignored: an incoming webhook can neither thread nor update).
+func (n *Notifier) post(ctx context.Context, channel, threadTS string, msg message) (string, string, error) {
+	if err := n.waitAllowed(); err != nil {
+		return "", "", err
+	}
 	// One request, one budget: a hung Slack cannot hold the alerts stage.
 	ctx, cancel := context.WithTimeoutCause(ctx, n.cfg.Timeout, errors.New("slack request timed out"))
 	defer cancel()
 	if n.webhook.IsSet() {
-		return slack.PostWebhookCustomHTTPContext(ctx, n.webhook.Value(), n.http, &slack.WebhookMessage{
+		return "", "", slack.PostWebhookCustomHTTPContext(ctx, n.webhook.Value(), n.http, &slack.WebhookMessage{
 			Text:   msg.text,
 			Blocks: &slack.Blocks{BlockSet: msg.blocks},
 		})
 	}
-	_, _, err := n.api.PostMessageContext(ctx, n.cfg.Channel,
-		slack.MsgOptionText(msg.text, false),
-		slack.MsgOptionBlocks(msg.blocks...),
-	)
+	opts := []slack.MsgOption{slack.MsgOptionText(msg.text, false), slack.MsgOptionBlocks(msg.blocks...)}
+	if threadTS != "" {
+		opts = append(opts, slack.MsgOptionTS(threadTS))
+	}
+	return n.api.PostMessageContext(ctx, channel, opts...)
+}
+
+// update replaces the message (channel, ts) with msg (bot mode only).
+func (n *Notifier) update(ctx context.Context, channel, ts string, msg message) error {
+	if err := n.waitAllowed(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, n.cfg.Timeout, errors.New("slack request timed out"))
+	defer cancel()
+	_, _, _, err := n.api.UpdateMessageContext(ctx, channel, ts, slack.MsgOptionText(msg.text, false), slack.MsgOptionBlocks(msg.blocks...))
 	return err
 }
 
@@ -191,8 +293,13 @@ func (n *Notifier) classify(err error) (bool, error) {
 	switch {
 	case errors.As(err, &rl):
 		n.mu.Lock()
-		n.blockedUntil = n.now().Add(rl.RetryAfter)
+		if until := n.now().Add(rl.RetryAfter); until.After(n.blockedUntil) {
+			n.blockedUntil = until
+		}
 		n.mu.Unlock()
+		if strings.HasPrefix(err.Error(), "slack: ") {
+			return true, err // already ours (waitAllowed's local refusal)
+		}
 		return true, fmt.Errorf("slack: %w", rl) // carries no URL
 	case errors.As(err, &sce):
 		retry = sce.Retryable()
