@@ -14,13 +14,17 @@ import (
 	"github.com/trailwatch/trailwatch/enrich"
 	"github.com/trailwatch/trailwatch/ingest/file"
 	"github.com/trailwatch/trailwatch/internal/config"
+	"github.com/trailwatch/trailwatch/internal/health"
+	"github.com/trailwatch/trailwatch/internal/integrity"
 	"github.com/trailwatch/trailwatch/internal/kafka"
 	"github.com/trailwatch/trailwatch/internal/stages"
 	"github.com/trailwatch/trailwatch/internal/telemetry"
 	"github.com/trailwatch/trailwatch/normalize"
 	"github.com/trailwatch/trailwatch/outputs/elasticsearch"
 	outfile "github.com/trailwatch/trailwatch/outputs/file"
+	"github.com/trailwatch/trailwatch/outputs/kibana"
 	"github.com/trailwatch/trailwatch/outputs/slack"
+	"github.com/trailwatch/trailwatch/outputs/webhook"
 )
 
 // Stage names accepted by `stages` / --stages.
@@ -30,9 +34,15 @@ const (
 	stageDetect    = "detect"
 	stageIndex     = "index"
 	stageNotify    = "notify"
+	// stageIntegrity signs the raw topic's hash chains; not in the default
+	// list, as it needs a signing key (docs/integrity.md).
+	stageIntegrity = "integrity"
 )
 
 var allStages = []string{stageCollect, stageNormalize, stageDetect, stageIndex, stageNotify}
+
+// optionalStages run only when listed in `stages`.
+var optionalStages = []string{stageIntegrity}
 
 // Config is the whole configuration; docs/configuration.md documents every
 // key. The zero-flag defaults give the embedded mode.
@@ -59,6 +69,11 @@ type Config struct {
 	Index IndexConfig `koanf:"index"`
 	// Notify configures who is paged.
 	Notify NotifyConfig `koanf:"notify"`
+	// Integrity configures the signed checkpoints of the raw topic.
+	Integrity integrity.Config `koanf:"integrity"`
+	// Kibana is where `trailwatch setup kibana` imports the dashboards and
+	// what alert links to Discover point at.
+	Kibana kibana.Config `koanf:"kibana"`
 }
 
 // LogConfig configures logging.
@@ -91,6 +106,15 @@ type DetectConfig struct {
 	AllowedLateness time.Duration `koanf:"allowed_lateness"`
 	// MaxGroups bounds the window states held per partition.
 	MaxGroups int `koanf:"max_groups"`
+	// DedupIDs is how many recent event ids each partition remembers to
+	// count an event delivered twice once.
+	DedupIDs int `koanf:"dedup_ids"`
+	// ReloadInterval is how often the rule files are checked for changes
+	// (SIGHUP reloads at once); 0 disables the check.
+	ReloadInterval time.Duration `koanf:"reload_interval"`
+	// Health configures the alerts on the pipeline itself (silent sources,
+	// failing rules, consumer lag).
+	Health health.Config `koanf:"health"`
 }
 
 // IndexConfig chooses the document sink.
@@ -111,6 +135,10 @@ type NotifyConfig struct {
 	Slack slack.Config `koanf:"slack"`
 	// DedupTTL is how long the record of a sent alert is kept.
 	DedupTTL time.Duration `koanf:"dedup_ttl"`
+	// Webhooks POST alerts as templated, signed JSON.
+	Webhooks []webhook.Config `koanf:"webhooks"`
+	// Response configures response actions (dry-run by default).
+	Response webhook.ActionsConfig `koanf:"response"`
 }
 
 func defaultConfig() Config {
@@ -119,7 +147,7 @@ func defaultConfig() Config {
 	demo.Paths = []string{"testdata/demo/*.log"}
 	demo.Source = "nginx"
 	dc := detect.DefaultConfig()
-	return Config{
+	c := Config{
 		DataDir: "./data",
 		Stages:  slices.Clone(allStages),
 		Log:     LogConfig{Level: "info", Format: "text"},
@@ -127,10 +155,13 @@ func defaultConfig() Config {
 		Kafka:   kafka.DefaultConfig(),
 		Collect: CollectConfig{Files: []file.Config{demo}},
 		Enrich:  enrich.DefaultConfig(),
-		Detect:  DetectConfig{Rules: []string{"rules"}, AllowedLateness: dc.AllowedLateness, MaxGroups: dc.MaxGroups},
+		Detect:  DetectConfig{Rules: []string{"rules"}, AllowedLateness: dc.AllowedLateness, MaxGroups: dc.MaxGroups, DedupIDs: 16384, ReloadInterval: 10 * time.Second, Health: health.DefaultConfig()},
 		Index:   IndexConfig{Type: "file", Elasticsearch: elasticsearch.DefaultConfig(), File: outfile.DefaultConfig()},
-		Notify:  NotifyConfig{Console: true, Slack: slack.DefaultConfig(), DedupTTL: stages.DefaultSentTTL},
+		Notify:  NotifyConfig{Console: true, Slack: slack.DefaultConfig(), DedupTTL: stages.DefaultSentTTL, Response: webhook.DefaultActionsConfig()},
+		Kibana:  kibana.DefaultConfig(),
 	}
+	c.Integrity = integrity.DefaultConfig()
+	return c
 }
 
 // loadConfig reads the configuration and validates it whole.
@@ -150,6 +181,9 @@ func (c *Config) applyDefaults() {
 	if c.Index.File.Dir == "" {
 		c.Index.File.Dir = filepath.Join(c.DataDir, "output")
 	}
+	if c.Notify.Response.AuditFile == "" {
+		c.Notify.Response.AuditFile = filepath.Join(c.DataDir, "actions-audit.ndjson")
+	}
 }
 
 func (c *Config) validate() error {
@@ -166,8 +200,8 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("stages: at least one stage"))
 	}
 	for _, s := range c.Stages {
-		if !slices.Contains(allStages, s) {
-			errs = append(errs, fmt.Errorf("stages: unknown stage %q (known: %s)", s, strings.Join(allStages, ", ")))
+		if !slices.Contains(allStages, s) && !slices.Contains(optionalStages, s) {
+			errs = append(errs, fmt.Errorf("stages: unknown stage %q (known: %s)", s, strings.Join(append(slices.Clone(allStages), optionalStages...), ", ")))
 		}
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
@@ -177,6 +211,7 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
 	}
 	add("http", c.HTTP.Validate())
+	add("kibana", c.Kibana.Validate())
 	add("kafka", c.Kafka.Validate())
 	for name, spec := range c.Normalize.Sources {
 		if _, err := normalize.Build(spec); err != nil {
@@ -189,6 +224,15 @@ func (c *Config) validate() error {
 	if c.runs(stageDetect) {
 		add("enrich", c.Enrich.Validate())
 		add("detect", detect.Config{AllowedLateness: c.Detect.AllowedLateness, MaxGroups: c.Detect.MaxGroups}.Validate())
+		if c.Detect.Health.Enabled {
+			add("detect.health", c.Detect.Health.Validate())
+		}
+		if c.Detect.DedupIDs < 0 {
+			errs = append(errs, errors.New("detect.dedup_ids: must not be negative"))
+		}
+		if c.Detect.ReloadInterval < 0 {
+			errs = append(errs, errors.New("detect.reload_interval: must not be negative"))
+		}
 		if len(c.Detect.Rules) == 0 {
 			errs = append(errs, errors.New("detect.rules: at least one directory"))
 		}
@@ -208,8 +252,17 @@ func (c *Config) validate() error {
 	if c.Notify.DedupTTL < time.Hour {
 		errs = append(errs, errors.New("notify.dedup_ttl: must be at least 1h"))
 	}
+	if c.runs(stageIntegrity) {
+		add("integrity", c.Integrity.Validate(true))
+	}
 	if c.runs(stageNotify) && slackEnabled(c.Notify.Slack) {
 		add("notify.slack", c.Notify.Slack.Validate())
+	}
+	if c.runs(stageNotify) {
+		for i, w := range c.Notify.Webhooks {
+			add(fmt.Sprintf("notify.webhooks[%d]", i), w.Validate())
+		}
+		add("notify.response", c.Notify.Response.Validate())
 	}
 	return errors.Join(errs...)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/internal/testenv"
+	"github.com/trailwatch/trailwatch/normalize/schema"
 )
 
 // childEnv makes the test binary act as the trailwatch binary: the e2e test
@@ -197,7 +198,7 @@ func e2eLines(from, to int) []string {
 
 // e2eSetup starts slack-go's test server and writes a config pointing at
 // the real Kafka broker and OpenSearch node, with names unique to the run.
-func e2eSetup(t *testing.T) (run, cfgPath, logPath string, brokers []string, osURL string, rec *slackRecorder) {
+func e2eSetup(t *testing.T, ruleDirs ...string) (run, cfgPath, logPath string, brokers []string, osURL string, rec *slackRecorder) {
 	t.Helper()
 	brokers = testenv.Kafka(t)
 	osURL = testenv.OpenSearch(t)
@@ -213,6 +214,7 @@ func e2eSetup(t *testing.T) (run, cfgPath, logPath string, brokers []string, osU
 	}
 	run = fmt.Sprintf("e2e%d", time.Now().UnixNano())
 	repoRules, _ := filepath.Abs("../../rules")
+	ruleDirs = append([]string{repoRules}, ruleDirs...)
 	cfgPath = filepath.Join(dir, "trailwatch.yaml")
 	cfg := fmt.Sprintf(`
 data_dir: %[1]s/data
@@ -223,7 +225,8 @@ kafka:
   group_prefix: %[3]s
   partitions: 3
   session_timeout: 6s
-  topics: {raw: %[3]s.raw, events: %[3]s.events, enriched: %[3]s.enriched, alerts: %[3]s.alerts, dlq: %[3]s.dlq, notified: %[3]s.notified}
+  topics: {raw: %[3]s.raw, events: %[3]s.events, enriched: %[3]s.enriched, alerts: %[3]s.alerts, dlq: %[3]s.dlq, notified: %[3]s.notified,
+           repartition: %[3]s.repartition, state: %[3]s.state, keyed_state: %[3]s.state.keyed}
 collect:
   files:
     - {name: e2e, paths: ["%[1]s/logs/*.log"], source: nginx, poll_interval: 50ms, batch_lines: 50}
@@ -239,7 +242,7 @@ index:
 notify:
   console: false
   slack: {token: xoxb-e2e-secret-token, channel: "#api-security", api_url: "%[6]s"}
-`, dir, strings.Join(brokers, ","), run, repoRules, osURL, slk.GetAPIURL())
+`, dir, strings.Join(brokers, ","), run, strings.Join(ruleDirs, ", "), osURL, slk.GetAPIURL())
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -420,4 +423,196 @@ func TestEndToEndStagesAsSeparateProcesses(t *testing.T) {
 	if msgs := rec.messages(); len(msgs) != 1 {
 		t.Errorf("slack received %d messages, want 1", len(msgs))
 	}
+}
+
+// ipBurstRule fires on 20 refused requests from one address within a
+// minute. The events topic is keyed by actor, here each request's API key,
+// so one address's requests are spread over every partition: only the
+// repartition topic, keyed by source.ip, brings them together.
+const ipBurstRule = `
+id: e2e-ip-burst
+title: Refused requests with many keys from one address
+severity: high
+where: http.response.status_code == 401
+window: {count: 20, over: 1m, group_by: [source.ip]}
+`
+
+// ipBurstLines returns, for each of three attacker addresses, the refused
+// requests from..to (of 20), each with its own API key, a second apart.
+func ipBurstLines(from, to int) []string {
+	base := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+	var out []string
+	for i := from; i < to; i++ {
+		for a := range 3 {
+			ts := base.Add(time.Duration(i) * time.Second).Format("02/Jan/2006:15:04:05 -0700")
+			out = append(out, fmt.Sprintf(`198.51.100.%d - - [%s] "GET /api/burst/%d-%d?api_key=sk_live_e2e%04d%04d HTTP/1.1" 401 17 "-" "e2e/1.0"`,
+				10+a, ts, a, i, a, i))
+		}
+	}
+	return out
+}
+
+// TestEndToEndRepartitionSurvivesKill runs two detect processes and kills
+// one while every attacker's window is half full. The survivor takes over
+// the dead one's repartition partitions, rebuilds their windows from the
+// topic, and each attacker is alerted and paged exactly once.
+func TestEndToEndRepartitionSurvivesKill(t *testing.T) {
+	ruleDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ruleDir, "ip-burst.yaml"), []byte(ipBurstRule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run, cfgPath, logPath, brokers, osURL, rec := e2eSetup(t, ruleDir)
+	feed := startChild(t, "run -c "+cfgPath+" --stages collect,normalize,index,notify")
+	detA := startChild(t, "run -c "+cfgPath+" --stages detect")
+	detB := startChild(t, "run -c "+cfgPath+" --stages detect")
+
+	// Half of every window, then wait until the keyed stage has read it
+	// all: the state to rebuild is on both processes.
+	appendLines(t, logPath, ipBurstLines(0, 10))
+	waitCaughtUp(t, brokers, run+"-detect-keyed", run+".repartition")
+	waitFor(t, "both detect processes to hold repartition partitions", 60*time.Second, func() bool {
+		feed.alive(t)
+		detA.alive(t)
+		detB.alive(t)
+		return keyedMembers(t, brokers, run) == 2
+	})
+	if err := detA.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := <-detA.done
+	detA.done <- killed
+
+	appendLines(t, logPath, ipBurstLines(10, 20))
+	es := osClient{osURL}
+	alerts := run + "-alerts"
+	waitFor(t, "three ip-burst alerts", 120*time.Second, func() bool {
+		feed.alive(t)
+		detB.alive(t)
+		es.refresh(t, alerts)
+		n, _ := es.search(t, alerts, `{"term":{"rule.id":"e2e-ip-burst"}}`, 0)
+		return n >= 3
+	})
+	waitCaughtUp(t, brokers, run+"-detect-keyed", run+".repartition")
+	waitNotified(t, brokers, run)
+
+	es.refresh(t, alerts)
+	n, hits := es.search(t, alerts, `{"term":{"rule.id":"e2e-ip-burst"}}`, 10)
+	if n != 3 {
+		t.Fatalf("%d ip-burst alerts indexed, want 3 (one per address): %s", n, hits)
+	}
+	for _, h := range hits {
+		var a schema.Alert
+		if err := json.Unmarshal(h, &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.Trailwatch.Count != 20 {
+			t.Errorf("alert for %v counts %d events, want 20 (10 before the kill, 10 after)", a.Trailwatch.GroupKey, a.Trailwatch.Count)
+		}
+	}
+	pages := 0
+	for _, m := range rec.messages() {
+		if strings.Contains(m.Get("text")+m.Get("blocks"), "e2e-ip-burst") || strings.Contains(m.Get("text")+m.Get("blocks"), "many keys") {
+			pages++
+		}
+	}
+	if pages != 3 {
+		t.Errorf("slack received %d ip-burst pages, want 3", pages)
+	}
+}
+
+// keyedMembers returns how many members of the run's keyed detect group
+// hold at least one partition.
+func keyedMembers(t *testing.T, brokers []string, run string) int {
+	t.Helper()
+	adm := kadm.NewClient(mustClient(t, brokers))
+	groups, err := adm.DescribeGroups(t.Context(), run+"-detect-keyed")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, g := range groups {
+		for _, m := range g.Members {
+			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestRunReloadsRulesOnSIGHUP changes the rules of a running pipeline: a
+// new rule is picked up on SIGHUP, and a broken file is refused whole while
+// the running rules go on alerting.
+func TestRunReloadsRulesOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	rules, logs := filepath.Join(dir, "rules"), filepath.Join(dir, "logs")
+	for _, d := range []string{rules, logs} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rule := func(name, path string) {
+		body := fmt.Sprintf("id: %s\ntitle: %s\nwhere: url.path == %q\n", name, name, path)
+		if err := os.WriteFile(filepath.Join(rules, name+".yaml"), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rule("reload-first", "/first")
+	cfgPath := filepath.Join(dir, "trailwatch.yaml")
+	cfg := fmt.Sprintf(`
+data_dir: %[1]s/data
+http: {listen: ""}
+log: {level: info}
+collect:
+  files:
+    - {name: reload, paths: ["%[1]s/logs/*.log"], source: nginx, poll_interval: 50ms}
+detect: {rules: ["%[1]s/rules"], reload_interval: 0s}
+notify: {console: false}
+`, dir)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(logs, "access.log")
+	n := 0
+	request := func(path string) {
+		n++
+		ts := time.Date(2026, 11, 20, 14, 0, n, 0, time.UTC).Format("02/Jan/2006:15:04:05 -0700")
+		appendLines(t, logPath, []string{fmt.Sprintf(`192.0.2.%d - - [%s] "GET %s HTTP/1.1" 200 17 "-" "e2e/1.0"`, n, ts, path)})
+	}
+	alertsPath := filepath.Join(dir, "data", "output", "alerts.ndjson")
+	alertsOf := func(id string) int {
+		b, _ := os.ReadFile(alertsPath)
+		return strings.Count(string(b), `"id":"`+id+`"`)
+	}
+	proc := startChild(t, "run -c "+cfgPath)
+	request("/first")
+	waitFor(t, "the first rule to alert", 60*time.Second, func() bool { proc.alive(t); return alertsOf("reload-first") == 1 })
+
+	rule("reload-second", "/second")
+	if err := proc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reload to be logged", 30*time.Second, func() bool {
+		proc.alive(t)
+		return strings.Contains(proc.stderr.String(), "rules reloaded")
+	})
+	request("/second")
+	waitFor(t, "the new rule to alert", 60*time.Second, func() bool { proc.alive(t); return alertsOf("reload-second") == 1 })
+
+	if err := os.WriteFile(filepath.Join(rules, "broken.yaml"), []byte("id: broken\nwhere: url.path ==\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refused reload to be logged", 30*time.Second, func() bool {
+		proc.alive(t)
+		return strings.Contains(proc.stderr.String(), "rules not reloaded") && strings.Contains(proc.stderr.String(), "broken.yaml")
+	})
+	request("/first")
+	request("/second")
+	waitFor(t, "both rules to alert again after the refused reload", 60*time.Second, func() bool {
+		proc.alive(t)
+		return alertsOf("reload-first") == 2 && alertsOf("reload-second") == 2
+	})
 }

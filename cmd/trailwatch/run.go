@@ -2,32 +2,39 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/detect"
 	"github.com/trailwatch/trailwatch/enrich"
 	"github.com/trailwatch/trailwatch/ingest"
 	"github.com/trailwatch/trailwatch/ingest/redact"
+	"github.com/trailwatch/trailwatch/internal/health"
 	"github.com/trailwatch/trailwatch/internal/kafka"
 	"github.com/trailwatch/trailwatch/internal/pipeline"
 	"github.com/trailwatch/trailwatch/internal/stages"
 	"github.com/trailwatch/trailwatch/internal/telemetry"
+	"github.com/trailwatch/trailwatch/normalize/schema"
 	"github.com/trailwatch/trailwatch/outputs"
 	"github.com/trailwatch/trailwatch/outputs/console"
 	"github.com/trailwatch/trailwatch/outputs/elasticsearch"
 	outfile "github.com/trailwatch/trailwatch/outputs/file"
 	"github.com/trailwatch/trailwatch/outputs/slack"
+	"github.com/trailwatch/trailwatch/outputs/webhook"
 )
 
 // shutdownBudget bounds the flush of outputs at shutdown.
@@ -81,6 +88,10 @@ type app struct {
 	notifier []stages.Notifier
 	emit     ingest.Emit
 	enricher *enrich.Enrichment
+	book     *stages.RuleBook
+	// background runs beside the stages and stops with them (health checks,
+	// rule reloads).
+	background []func(ctx context.Context)
 }
 
 // runPipeline starts the configured stages and blocks until ctx ends, then
@@ -127,6 +138,9 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, alertsOut io
 				errc <- err
 			}
 		})
+	}
+	for _, bg := range a.background {
+		swg.Go(func() { bg(stageCtx) })
 	}
 	a.tel.SetReady(true)
 	log.Info("trailwatch running", "stages", strings.Join(cfg.Stages, ","), "brokers", strings.Join(a.brokers(), ","), "data_dir", cfg.DataDir)
@@ -176,6 +190,8 @@ func (a *app) connect(ctx context.Context) error {
 		// lines (vs the default snappy, zstd or none; BenchmarkCollectToKafka
 		// in docs/benchmarks.md).
 		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+		// Changelog records go to the partition of the state they hold.
+		kgo.RecordPartitioner(kafka.Partitioner(kc.Topics.State, kc.Topics.KeyedState)),
 	)
 	a.prod, err = kgo.NewClient(prodOpts...)
 	if err != nil {
@@ -190,8 +206,10 @@ func (a *app) connect(ctx context.Context) error {
 	if err := kafka.EnsureTopics(pingCtx, a.prod, kc.Partitions, kc.ReplicationFactor, t.AllTopics()...); err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
-	if err := kafka.EnsureCompactedTopic(pingCtx, a.prod, kc.Partitions, kc.ReplicationFactor, t.Notified); err != nil {
-		return fmt.Errorf("kafka: %w", err)
+	for _, name := range t.CompactedTopics() {
+		if err := kafka.EnsureCompactedTopic(pingCtx, a.prod, kc.Partitions, kc.ReplicationFactor, name); err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
 	}
 	return nil
 }
@@ -241,23 +259,49 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 			return nil, nil, err
 		}
 	}
+	if cfg.runs(stageIntegrity) {
+		h, err := a.newIntegrity(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := newRunner(stageIntegrity, []string{t.Raw}, h); err != nil {
+			return nil, nil, err
+		}
+	}
 	if cfg.runs(stageDetect) {
-		rs, err := detect.LoadDir(cfg.Detect.Rules...)
+		watcher, rs, err := detect.NewRuleWatcher(cfg.Detect.Rules...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("detect.rules: %w", err)
 		}
 		dc := detect.Config{AllowedLateness: cfg.Detect.AllowedLateness, MaxGroups: cfg.Detect.MaxGroups}
-		window := rs.MaxWindow() + dc.AllowedLateness
-		h := stages.NewDetect(t.Enriched, t.Alerts, t.DLQ, window, func() (*detect.Detector, error) {
-			return detect.New(rs, dc, a.log)
-		}, reg, a.log)
+		a.book = stages.NewRuleBook(rs, dc)
+		dm := stages.NewDetectMetrics(reg)
+		h := stages.NewDetect(t.Enriched, t.Alerts, t.DLQ, a.book, dm, a.log)
+		readState := func(ctx context.Context, topic string, p int32, fn func(*kgo.Record) error) error {
+			return kafka.ReadPartition(ctx, a.base, topic, p, fn)
+		}
+		h.RepartitionTopic, h.DedupIDs = t.Repartition, cfg.Detect.DedupIDs
+		h.StateTopic, h.ReadState = t.State, readState
 		en, err := enrich.New(cfg.Enrich, a.log.With("stage", stageDetect))
 		if err != nil {
 			return nil, nil, fmt.Errorf("enrich: %w", err)
 		}
 		a.enricher, h.Enricher = en, en
+		reg.MustRegister(stages.EnrichCollector(en))
 		a.log.Info("rules loaded", "rules", rs.Len(), "dirs", strings.Join(cfg.Detect.Rules, ","))
+		a.watchRules(watcher, reg)
 		if err := newRunner(stageDetect, []string{t.Events}, h); err != nil {
+			return nil, nil, err
+		}
+		if cfg.Detect.Health.Enabled {
+			if err := a.startHealth(h, dm); err != nil {
+				return nil, nil, err
+			}
+		}
+		kh := stages.NewKeyedDetect(t.Alerts, t.DLQ, a.book, dm, a.log)
+		kh.DedupIDs = cfg.Detect.DedupIDs
+		kh.StateTopic, kh.ReadState = t.KeyedState, readState
+		if err := newRunner(stageDetect+"-keyed", []string{t.Repartition}, kh); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -279,26 +323,118 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 			}
 			a.notifier = append(a.notifier, stages.Notifier{Name: "console", AlertNotifier: c})
 		}
+		silences := silenceStore(cfg.DataDir)
 		if slackEnabled(cfg.Notify.Slack) {
-			s, err := slack.New(cfg.Notify.Slack, a.log)
+			s, err := slack.New(cfg.Notify.Slack, a.log, slack.WithSilences(silences))
 			if err != nil {
 				return nil, nil, fmt.Errorf("notify.slack: %w", err)
 			}
 			a.notifier = append(a.notifier, stages.Notifier{Name: "slack", AlertNotifier: s})
+			if err := s.StartInteractivity(); err != nil {
+				return nil, nil, fmt.Errorf("notify.slack: %w", err)
+			}
+		}
+		for _, wc := range cfg.Notify.Webhooks {
+			w, err := webhook.New(wc, a.log)
+			if err != nil {
+				return nil, nil, fmt.Errorf("notify.webhooks: %w", err)
+			}
+			a.notifier = append(a.notifier, stages.Notifier{Name: "webhook-" + wc.Name, AlertNotifier: w})
+		}
+		if len(cfg.Notify.Response.Actions) > 0 {
+			x, err := webhook.NewActions(cfg.Notify.Response, a.log)
+			if err != nil {
+				return nil, nil, fmt.Errorf("notify.response: %w", err)
+			}
+			// A silence stops paging, not remediation.
+			a.notifier = append(a.notifier, stages.Notifier{Name: "actions", AlertNotifier: x, IgnoreSilences: true})
 		}
 		if len(a.notifier) > 0 {
-			sent, err := stages.LoadSent(ctx, a.base, t.Notified)
+			sent, state, err := stages.LoadNotified(ctx, a.base, t.Notified)
 			if err != nil {
 				return nil, nil, fmt.Errorf("notify: %w", err)
 			}
+			for _, n := range a.notifier {
+				if g, ok := n.AlertNotifier.(outputs.Grouper); ok {
+					g.Restore(state[n.Name])
+				}
+			}
 			nh := stages.NewNotify(t.Notified, t.DLQ, a.notifier, sent, reg, a.log)
-			nh.TTL = cfg.Notify.DedupTTL
+			nh.TTL, nh.Producer, nh.Silences = cfg.Notify.DedupTTL, a.prod, silences
 			if err := newRunner(stageNotify, []string{t.Alerts}, nh); err != nil {
 				return nil, nil, err
 			}
+			// Grouped pages (group_wait, group_interval) go out on this
+			// ticker; it stops with the stages, before the producer closes.
+			a.background = append(a.background, func(ctx context.Context) { nh.RunFlush(ctx, time.Second) })
 		}
 	}
 	return cols, runs, nil
+}
+
+// watchRules reloads the rules when their files change or on SIGHUP. A
+// reload swaps the whole set (detectors keep the state of unchanged rules);
+// a set with any bad file is refused whole and the running one stays.
+func (a *app) watchRules(w *detect.RuleWatcher, reg prometheus.Registerer) {
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trailwatch_detect_rule_reloads_total", Help: "Rule reloads, by result (ok or error)."}, []string{"result"})
+	reg.MustRegister(reloads)
+	a.background = append(a.background, func(ctx context.Context) {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		reload := make(chan struct{}, 1)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					select {
+					case reload <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+		w.Run(ctx, a.cfg.Detect.ReloadInterval, reload, func(set *detect.RuleSet) {
+			a.book.Swap(set)
+			reloads.WithLabelValues("ok").Inc()
+			a.log.Info("rules reloaded", "rules", set.Len())
+		}, func(err error) {
+			reloads.WithLabelValues("error").Inc()
+			a.log.Error("rules not reloaded: the running set stays", "err", err)
+		})
+	})
+}
+
+// startHealth builds the monitor of the pipeline's own health, fed by the
+// detect stage, and schedules its checks and lag polls beside the stages.
+// Its alerts go to the alerts topic like any other.
+func (a *app) startHealth(h *stages.Detect, dm *stages.DetectMetrics) error {
+	mon, err := health.New(a.cfg.Detect.Health, a.log.With("component", "health"))
+	if err != nil {
+		return fmt.Errorf("detect.health: %w", err)
+	}
+	a.tel.Registry().MustRegister(mon.Collector())
+	h.Health = mon
+	t := a.cfg.Kafka.Topics
+	emit := func(ctx context.Context, alerts []schema.Alert) error {
+		recs := make([]*kgo.Record, 0, len(alerts))
+		for i := range alerts {
+			b, err := json.Marshal(&alerts[i])
+			if err != nil {
+				return err
+			}
+			recs = append(recs, &kgo.Record{Topic: t.Alerts, Key: []byte(alerts[i].Event.ID), Value: b, Timestamp: alerts[i].Timestamp})
+		}
+		return pipeline.Produce(ctx, a.prod, recs)
+	}
+	groups := []string{a.group(stageNormalize), a.group(stageDetect), a.group(stageDetect + "-keyed"), a.group(stageIndex), a.group(stageNotify)}
+	a.background = append(a.background,
+		func(ctx context.Context) { mon.Run(ctx, dm.RuleCounters, emit) },
+		func(ctx context.Context) { mon.PollLag(ctx, kadm.NewClient(a.prod), groups) },
+	)
+	return nil
 }
 
 func (a *app) newWriter(ctx context.Context) (outputs.EventWriter, error) {
