@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -17,12 +18,14 @@ import (
 	"github.com/trailwatch/trailwatch/internal/health"
 	"github.com/trailwatch/trailwatch/internal/integrity"
 	"github.com/trailwatch/trailwatch/internal/kafka"
+	"github.com/trailwatch/trailwatch/internal/replay"
 	"github.com/trailwatch/trailwatch/internal/stages"
 	"github.com/trailwatch/trailwatch/internal/telemetry"
 	"github.com/trailwatch/trailwatch/normalize"
 	"github.com/trailwatch/trailwatch/outputs/elasticsearch"
 	outfile "github.com/trailwatch/trailwatch/outputs/file"
 	"github.com/trailwatch/trailwatch/outputs/kibana"
+	"github.com/trailwatch/trailwatch/outputs/route"
 	"github.com/trailwatch/trailwatch/outputs/slack"
 	"github.com/trailwatch/trailwatch/outputs/webhook"
 )
@@ -115,6 +118,9 @@ type DetectConfig struct {
 	// Health configures the alerts on the pipeline itself (silent sources,
 	// failing rules, consumer lag).
 	Health health.Config `koanf:"health"`
+	// RetroHunt runs new or changed rules over the recent past when the
+	// rules reload (docs/replay.md).
+	RetroHunt replay.RetroConfig `koanf:"retro_hunt"`
 }
 
 // IndexConfig chooses the document sink.
@@ -155,7 +161,7 @@ func defaultConfig() Config {
 		Kafka:   kafka.DefaultConfig(),
 		Collect: CollectConfig{Files: []file.Config{demo}},
 		Enrich:  enrich.DefaultConfig(),
-		Detect:  DetectConfig{Rules: []string{"rules"}, AllowedLateness: dc.AllowedLateness, MaxGroups: dc.MaxGroups, DedupIDs: 16384, ReloadInterval: 10 * time.Second, Health: health.DefaultConfig()},
+		Detect:  DetectConfig{Rules: []string{"rules"}, AllowedLateness: dc.AllowedLateness, MaxGroups: dc.MaxGroups, DedupIDs: 16384, ReloadInterval: 10 * time.Second, Health: health.DefaultConfig(), RetroHunt: replay.DefaultRetroConfig()},
 		Index:   IndexConfig{Type: "file", Elasticsearch: elasticsearch.DefaultConfig(), File: outfile.DefaultConfig()},
 		Notify:  NotifyConfig{Console: true, Slack: slack.DefaultConfig(), DedupTTL: stages.DefaultSentTTL, Response: webhook.DefaultActionsConfig()},
 		Kibana:  kibana.DefaultConfig(),
@@ -227,6 +233,7 @@ func (c *Config) validate() error {
 		if c.Detect.Health.Enabled {
 			add("detect.health", c.Detect.Health.Validate())
 		}
+		add("detect.retro_hunt", c.Detect.RetroHunt.Validate())
 		if c.Detect.DedupIDs < 0 {
 			errs = append(errs, errors.New("detect.dedup_ids: must not be negative"))
 		}
@@ -287,4 +294,47 @@ func newLogger(c LogConfig) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// routeNames returns every route name the notify configuration matches on
+// (match.routes of Slack routes, webhooks and response actions).
+func (n NotifyConfig) routeNames() map[string]bool {
+	names := map[string]bool{}
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		if v.Type() == reflect.TypeFor[route.Match]() {
+			for _, r := range v.Interface().(route.Match).Routes {
+				names[r] = true
+			}
+			return
+		}
+		switch v.Kind() {
+		case reflect.Struct:
+			for i := range v.NumField() {
+				if v.Type().Field(i).IsExported() {
+					walk(v.Field(i))
+				}
+			}
+		case reflect.Slice:
+			for i := range v.Len() {
+				walk(v.Index(i))
+			}
+		}
+	}
+	walk(reflect.ValueOf(n))
+	return names
+}
+
+// unroutedRoutes returns the route names rules use that no notifier
+// matches on: alerts carrying only those go to the default destinations,
+// which is most likely a typo in a rule or in the configuration.
+func unroutedRoutes(used []string, n NotifyConfig) []string {
+	known := n.routeNames()
+	var out []string
+	for _, r := range used {
+		if !known[r] {
+			out = append(out, r)
+		}
+	}
+	return out
 }

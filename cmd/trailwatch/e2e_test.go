@@ -541,8 +541,9 @@ func keyedMembers(t *testing.T, brokers []string, run string) int {
 }
 
 // TestRunReloadsRulesOnSIGHUP changes the rules of a running pipeline: a
-// new rule is picked up on SIGHUP, and a broken file is refused whole while
-// the running rules go on alerting.
+// new rule is picked up on SIGHUP and retro-hunted over the requests seen
+// before it existed, and a broken file is refused whole while the running
+// rules go on alerting.
 func TestRunReloadsRulesOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	rules, logs := filepath.Join(dir, "rules"), filepath.Join(dir, "logs")
@@ -566,7 +567,7 @@ log: {level: info}
 collect:
   files:
     - {name: reload, paths: ["%[1]s/logs/*.log"], source: nginx, poll_interval: 50ms}
-detect: {rules: ["%[1]s/rules"], reload_interval: 0s}
+detect: {rules: ["%[1]s/rules"], reload_interval: 0s, retro_hunt: {enabled: true, look_back: 8760h}}
 notify: {console: false}
 `, dir)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -585,6 +586,7 @@ notify: {console: false}
 		return strings.Count(string(b), `"id":"`+id+`"`)
 	}
 	proc := startChild(t, "run -c "+cfgPath)
+	request("/second") // before any rule looks for it
 	request("/first")
 	waitFor(t, "the first rule to alert", 60*time.Second, func() bool { proc.alive(t); return alertsOf("reload-first") == 1 })
 
@@ -596,6 +598,13 @@ notify: {console: false}
 		proc.alive(t)
 		return strings.Contains(proc.stderr.String(), "rules reloaded")
 	})
+	waitFor(t, "the retro-hunt to find the earlier request", 60*time.Second, func() bool {
+		proc.alive(t)
+		return strings.Contains(proc.stderr.String(), "for reload-second: 1 alerts (reload-second 1)")
+	})
+	if alertsOf("reload-second") != 0 {
+		t.Error("the retro-hunt's alert reached the live alerts: it must stay in its run's topic")
+	}
 	request("/second")
 	waitFor(t, "the new rule to alert", 60*time.Second, func() bool { proc.alive(t); return alertsOf("reload-second") == 1 })
 

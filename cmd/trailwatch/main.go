@@ -30,6 +30,8 @@ var commands = []command{
 	{"parse", "parse raw log lines from stdin into ECS JSON events on stdout", cmdParse},
 	{"rules", "test and lint detection rules (rules test|lint [DIR…])", cmdRules},
 	{"hunt", "run rules over raw log files in event time, without Kafka; alerts as NDJSON", cmdHunt},
+	{"replay", "re-run normalize and rules over a time range of a Kafka topic, as a named run", cmdReplay},
+	{"investigate", "one actor's timeline (requests, endpoints, IPs, outcomes, alerts) from the index", cmdInvestigate},
 	{"setup", "install Elasticsearch templates and lifecycle, or import Kibana dashboards", cmdSetup},
 	{"silences", "list, add and expire silences (silences list|add|expire)", cmdSilences},
 	{"verify", "check the raw topic against its signed checkpoints (docs/integrity.md)", cmdVerify},

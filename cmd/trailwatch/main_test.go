@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/trailwatch/trailwatch/normalize"
+	"github.com/trailwatch/trailwatch/outputs/route"
+	"github.com/trailwatch/trailwatch/outputs/slack"
 )
 
 func runCmd(t *testing.T, ctx context.Context, stdin string, args ...string) (code int, stdout, stderr string) {
@@ -461,5 +463,14 @@ level: high
 	}
 	if code, _, _ := runCmd(t, t.Context(), "", "rules", "import-sigma", "--strict", "--out", out, in); code != 1 {
 		t.Errorf("--strict with a problem: exit %d, want 1", code)
+	}
+}
+
+func TestUnroutedRoutes(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Notify.Slack.Routes = []slack.Route{{Match: route.Match{Routes: []string{"oncall"}}, Channel: "#oncall"}}
+	got := unroutedRoutes([]string{"oncall", "audit", "oncal"}, cfg.Notify)
+	if strings.Join(got, ",") != "audit,oncal" {
+		t.Errorf("unrouted = %v, want [audit oncal]", got)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/trailwatch/trailwatch/internal/health"
 	"github.com/trailwatch/trailwatch/internal/kafka"
 	"github.com/trailwatch/trailwatch/internal/pipeline"
+	"github.com/trailwatch/trailwatch/internal/replay"
 	"github.com/trailwatch/trailwatch/internal/stages"
 	"github.com/trailwatch/trailwatch/internal/telemetry"
 	"github.com/trailwatch/trailwatch/normalize/schema"
@@ -289,6 +290,9 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 		a.enricher, h.Enricher = en, en
 		reg.MustRegister(stages.EnrichCollector(en))
 		a.log.Info("rules loaded", "rules", rs.Len(), "dirs", strings.Join(cfg.Detect.Rules, ","))
+		if un := unroutedRoutes(rs.Routes(), cfg.Notify); len(un) > 0 {
+			a.log.Warn("rules name routes no notifier matches on; their alerts go to the default destinations", "routes", strings.Join(un, ","))
+		}
 		a.watchRules(watcher, reg)
 		if err := newRunner(stageDetect, []string{t.Events}, h); err != nil {
 			return nil, nil, err
@@ -396,15 +400,50 @@ func (a *app) watchRules(w *detect.RuleWatcher, reg prometheus.Registerer) {
 				}
 			}
 		}()
+		// Retro-hunts run one at a time beside the pipeline; a reload
+		// while one runs queues at most one more (the latest sets).
+		retro := retroHunter(a.cfg, a.base, a.prod, a.log.With("component", "retro-hunt"), a.notifySinks())
+		type change struct{ prev, next *detect.RuleSet }
+		retros := make(chan change, 1)
+		var rwg sync.WaitGroup
+		defer rwg.Wait()
+		rwg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case c := <-retros:
+					retro(ctx, c.prev, c.next)
+				}
+			}
+		})
 		w.Run(ctx, a.cfg.Detect.ReloadInterval, reload, func(set *detect.RuleSet) {
+			prev := a.book.Set()
 			a.book.Swap(set)
 			reloads.WithLabelValues("ok").Inc()
 			a.log.Info("rules reloaded", "rules", set.Len())
+			if a.cfg.Detect.RetroHunt.Enabled {
+				select {
+				case retros <- change{prev, set}:
+				default:
+					a.log.Warn("retro-hunt still running; this reload's changes are not hunted back")
+				}
+			}
 		}, func(err error) {
 			reloads.WithLabelValues("error").Inc()
 			a.log.Error("rules not reloaded: the running set stays", "err", err)
 		})
 	})
+}
+
+// notifySinks returns the process's notifiers as replay sinks, for
+// retro-hunts configured to page.
+func (a *app) notifySinks() []replay.Sink {
+	var out []replay.Sink
+	for _, n := range a.notifier {
+		out = append(out, replay.NotifySink(n.AlertNotifier))
+	}
+	return out
 }
 
 // startHealth builds the monitor of the pipeline's own health, fed by the

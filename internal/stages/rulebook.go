@@ -33,6 +33,12 @@ func (b *RuleBook) Swap(set *detect.RuleSet) {
 	b.gen++
 }
 
+// Set returns the rule set in use.
+func (b *RuleBook) Set() *detect.RuleSet {
+	set, _, _ := b.current()
+	return set
+}
+
 // current returns the rule set, its split and its generation.
 func (b *RuleBook) current() (*detect.RuleSet, *detect.Router, uint64) {
 	b.mu.Lock()
