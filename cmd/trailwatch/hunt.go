@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/trailwatch/trailwatch/detect"
+	"github.com/trailwatch/trailwatch/enrich"
 	"github.com/trailwatch/trailwatch/ingest"
 	"github.com/trailwatch/trailwatch/ingest/redact"
 	"github.com/trailwatch/trailwatch/internal/config"
@@ -37,6 +38,8 @@ func cmdHunt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	rules := fs.StringSlice("rules", []string{"rules"}, "rule directories or files")
 	keyFile := fs.String("key-file", "data/"+fingerprintKeyName, "fingerprint key, so credential fingerprints match the pipeline's; a missing file means a key for this run only")
 	lateness := fs.Duration("allowed-lateness", detect.DefaultConfig().AllowedLateness, "how late (event time) an event may be and still count in windows")
+	cfgPath := fs.StringP("config", "c", "", "YAML configuration file whose enrich section (GeoIP, lists, identity…) is used")
+	noEnrich := fs.Bool("no-enrich", false, "skip enrichment (faster; rules on enriched fields then see them empty)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -63,6 +66,18 @@ func cmdHunt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	h := &hunter{n: n, det: det, red: red, source: *source, out: bufio.NewWriter(stdout), stderr: stderr}
+	if !*noEnrich {
+		cfg, err := loadConfig(*cfgPath, nil, nil)
+		if err != nil {
+			return err
+		}
+		en, err := enrich.New(cfg.Enrich, nil)
+		if err != nil {
+			return fmt.Errorf("enrich: %w", err)
+		}
+		defer en.Close(context.Background())
+		h.en = en
+	}
 	defer h.out.Flush()
 	start := time.Now()
 	for _, path := range fs.Args() {
@@ -100,6 +115,7 @@ func huntRedactor(keyFile string, stderr io.Writer) (*redact.Redactor, error) {
 
 type hunter struct {
 	n      normalize.Normalizer
+	en     *enrich.Enrichment // nil: no enrichment
 	det    *detect.Detector
 	red    *redact.Redactor
 	source string
@@ -175,7 +191,14 @@ func (h *hunter) flush(ctx context.Context) error {
 		return nil
 	}
 	h.events += len(h.pending)
+	if h.en != nil {
+		if err := h.en.Enrich(ctx, h.pending); err != nil {
+			return err
+		}
+		h.en.DrainChanges() // nothing outlives a hunt
+	}
 	alerts, err := h.det.Observe(ctx, h.pending)
+	h.det.DrainChanges()
 	h.pending = h.pending[:0]
 	if err != nil {
 		return err
