@@ -625,3 +625,67 @@ notify: {console: false}
 		return alertsOf("reload-first") == 2 && alertsOf("reload-second") == 2
 	})
 }
+
+// TestEndToEndIndexOutageLosesNothing takes the OpenSearch node off the
+// network mid-stream: the index stage keeps retrying while Kafka holds the
+// backlog, and once the node is back every line is indexed exactly once.
+func TestEndToEndIndexOutageLosesNothing(t *testing.T) {
+	run, cfgPath, logPath, brokers, osURL, _ := e2eSetup(t)
+	u, err := url.Parse(osURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("addresses: ["+osURL+"]"), []byte("addresses: [http://"+proxy.Addr()+"]"), 1)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	es := osClient{osURL}
+	events := run + "-events"
+	indexed := func() int { es.refresh(t, events); n, _ := es.search(t, events, `{"match_all":{}}`, 0); return n }
+
+	appendLines(t, logPath, e2eLines(0, 200))
+	proc := startChild(t, "run -c "+cfgPath)
+	waitFor(t, "the first lines to be indexed", 90*time.Second, func() bool { proc.alive(t); return indexed() >= 200 })
+
+	proxy.Cut()
+	appendLines(t, logPath, e2eLines(200, 400))
+	// While the node is away the lines reach the events topic and wait
+	// there: the index stage commits nothing it could not write.
+	waitCaughtUp(t, brokers, run+"-normalize", run+".raw")
+	waitFor(t, "the index stage to report the outage", 60*time.Second, func() bool {
+		proc.alive(t)
+		return strings.Contains(proc.stderr.String(), "retry")
+	})
+	if n := indexed(); n != 200 {
+		t.Fatalf("%d documents indexed during the outage, want the 200 from before it", n)
+	}
+
+	proxy.Restore()
+	waitFor(t, "all 400 lines to be indexed after the outage", 120*time.Second, func() bool { proc.alive(t); return indexed() >= 400 })
+	waitCaughtUp(t, brokers, run+"-index", run+".enriched")
+	es.refresh(t, events)
+	n, hits := es.search(t, events, `{"match_all":{}}`, 1000)
+	if n != 400 {
+		t.Errorf("index holds %d events, want exactly 400", n)
+	}
+	seen := map[string]int{}
+	for _, h := range hits {
+		var doc struct {
+			URL struct{ Path string } `json:"url"`
+		}
+		if err := json.Unmarshal(h, &doc); err != nil {
+			t.Fatal(err)
+		}
+		seen[doc.URL.Path]++
+	}
+	for i := range 400 {
+		if c := seen[fmt.Sprintf("/api/e2e/%d", i)]; c != 1 {
+			t.Errorf("line %d indexed %d times, want once", i, c)
+		}
+	}
+}
