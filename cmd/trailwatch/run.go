@@ -34,6 +34,7 @@ import (
 	"github.com/trailwatch/trailwatch/outputs/console"
 	"github.com/trailwatch/trailwatch/outputs/elasticsearch"
 	outfile "github.com/trailwatch/trailwatch/outputs/file"
+	"github.com/trailwatch/trailwatch/outputs/kibana"
 	"github.com/trailwatch/trailwatch/outputs/slack"
 	"github.com/trailwatch/trailwatch/outputs/webhook"
 )
@@ -329,7 +330,12 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 		}
 		silences := silenceStore(cfg.DataDir)
 		if slackEnabled(cfg.Notify.Slack) {
-			s, err := slack.New(cfg.Notify.Slack, a.log, slack.WithSilences(silences))
+			opts := []slack.Option{slack.WithSilences(silences)}
+			if base := cfg.Kibana.URL; base != "" {
+				// Alerts link to a Discover view of their events.
+				opts = append(opts, slack.WithEventsLink(func(al schema.Alert) string { return kibana.DiscoverURL(cfg.Kibana.Base(), al) }))
+			}
+			s, err := slack.New(cfg.Notify.Slack, a.log, opts...)
 			if err != nil {
 				return nil, nil, fmt.Errorf("notify.slack: %w", err)
 			}

@@ -66,9 +66,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// base returns the URL prefix of the configured space: Kibana serves a
-// non-default space's APIs and apps under /s/<space>.
-func (c Config) base() string {
+// Base returns Kibana's URL with the space prefix: Kibana serves a
+// non-default space's APIs and apps under /s/<space>. It is the base of
+// app links such as DiscoverURL.
+func (c Config) Base() string {
 	b := strings.TrimRight(c.URL, "/")
 	if c.Space != "" && c.Space != "default" {
 		b += "/s/" + c.Space

@@ -180,7 +180,7 @@ func New(cfg Config, logger *slog.Logger) (*Importer, error) {
 // ImportURL is where Import posts: the space's import API with
 // overwrite=true.
 func (im *Importer) ImportURL() string {
-	return im.cfg.base() + "/api/saved_objects/_import?overwrite=true"
+	return im.cfg.Base() + "/api/saved_objects/_import?overwrite=true"
 }
 
 // Result is Kibana's answer to an import.
@@ -286,6 +286,6 @@ func (im *Importer) Import(ctx context.Context) (Result, error) {
 		return r, fmt.Errorf("kibana: import: %d of %d objects refused: %w",
 			len(r.Errors), len(r.Errors)+r.SuccessCount, errors.Join(errs...))
 	}
-	im.log.Info("kibana objects imported", "count", r.SuccessCount, "url", im.cfg.base())
+	im.log.Info("kibana objects imported", "count", r.SuccessCount, "url", im.cfg.Base())
 	return r, nil
 }

@@ -197,7 +197,10 @@ func sourceText(e *schema.Endpoint) string {
 // the link left out rather than failing the page.
 func (n *Notifier) eventsLink(a *schema.Alert) string {
 	if n.eventsURL == nil {
-		return ""
+		if n.eventsLinkFn == nil {
+			return ""
+		}
+		return strings.NewReplacer("|", "%7C", ">", "%3E", "<", "%3C").Replace(n.eventsLinkFn(*a))
 	}
 	var b bytes.Buffer
 	if err := n.eventsURL.Execute(&b, a); err != nil {

@@ -63,6 +63,12 @@ func WithHTTPClient(c *http.Client) Option { return func(n *Notifier) { n.http =
 // and the Silence buttons write to it.
 func WithSilences(s *silence.Store) Option { return func(n *Notifier) { n.silences = s } }
 
+// WithEventsLink sets how the link to an alert's events is built when
+// events_url_template is not set (a Kibana Discover view, from kibana.url).
+func WithEventsLink(fn func(schema.Alert) string) Option {
+	return func(n *Notifier) { n.eventsLinkFn = fn }
+}
+
 // withClock replaces time.Now (tests).
 func withClock(now func() time.Time) Option { return func(n *Notifier) { n.now = now } }
 
@@ -91,6 +97,8 @@ type Notifier struct {
 	token     config.Secret
 	api       *slack.Client
 	eventsURL *template.Template
+	// eventsLinkFn builds the events link when no template is set.
+	eventsLinkFn func(schema.Alert) string
 
 	signing  config.Secret
 	silences *silence.Store

@@ -443,3 +443,22 @@ func BenchmarkMessage(b *testing.B) {
 		_ = n.message(&a)
 	}
 }
+
+// TestEventsLinkFromKibana links the card to the Discover view built by
+// WithEventsLink when no events_url_template is set, escaping what would
+// end a mrkdwn link early.
+func TestEventsLinkFromKibana(t *testing.T) {
+	n := newNotifier(t, Config{WebhookURL: "https://hooks.slack.com/services/x"}, WithEventsLink(func(a schema.Alert) string {
+		return "https://kibana.example/app/discover#/?_a=(query:'rule|" + a.Rule.ID + "')"
+	}))
+	a := testAlert()
+	got := n.eventsLink(&a)
+	want := "https://kibana.example/app/discover#/?_a=(query:'rule%7C" + a.Rule.ID + "')"
+	if got != want {
+		t.Errorf("events link %q, want %q", got, want)
+	}
+	plain := newNotifier(t, Config{WebhookURL: "https://hooks.slack.com/services/x"})
+	if l := plain.eventsLink(&a); l != "" {
+		t.Errorf("without kibana.url or a template the card has a link: %q", l)
+	}
+}
