@@ -2,7 +2,7 @@
 GO ?= go
 BENCHTIME ?= 1s
 
-.PHONY: run test unit lint bench compare fuzz-smoke rules-test tidy-check build services-start services-stop
+.PHONY: run test unit lint bench compare fuzz-smoke rules-test tidy-check build services-start services-stop soak soak-short load
 
 build:
 	$(GO) build -o bin/trailwatch ./cmd/trailwatch
@@ -43,6 +43,19 @@ tidy-check:
 	@if ! diff -q go.mod /tmp/tw-go.mod.bak >/dev/null || ! diff -q go.sum /tmp/tw-go.sum.bak >/dev/null; then \
 		cp /tmp/tw-go.mod.bak go.mod; cp /tmp/tw-go.sum.bak go.sum; \
 		echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; fi
+
+## soak-short: the proof harness's short profile (CI, ~2 min): real nginx/HAProxy,
+## stage processes, faults, verifier (internal/soak, docs/reliability.md)
+soak-short:
+	bash scripts/soak.sh short
+
+## soak: the full profile (~12 min); see docs/reliability.md for -services-run
+soak:
+	bash scripts/soak.sh full
+
+## load: throughput and alert latency without faults (docs/benchmarks.md)
+load:
+	bash scripts/soak.sh load
 
 services-start:
 	bash scripts/services.sh start

@@ -1,0 +1,77 @@
+//go:build soak
+
+package soak
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// restartService stops the JVM of a service started by scripts/kafka.sh or
+// scripts/opensearch.sh (found by its pid file under run) and starts it
+// again after down with the same command line, environment and working
+// directory — keeping its data, unlike the scripts' stop/start, which
+// start a fresh empty service. The new pid goes back into the pid file so
+// `services.sh stop` still stops it.
+func restartService(run, name string, down time.Duration, ready func() bool) func(context.Context) error {
+	return func(ctx context.Context) error {
+		pidfile := filepath.Join(run, name, name+".pid")
+		b, err := os.ReadFile(pidfile)
+		if err != nil {
+			return err
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return err
+		}
+		argv, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			return err
+		}
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+		args := strings.Split(strings.TrimRight(string(argv), "\x00"), "\x00")
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			return err
+		}
+		for i := 0; syscall.Kill(pid, 0) == nil; i++ {
+			if i == 600 { // 60s: a stuck JVM is killed
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		pause(ctx, down)
+		logf, err := os.OpenFile(filepath.Join(run, name, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer logf.Close()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = strings.Split(strings.TrimRight(string(env), "\x00"), "\x00")
+		cmd.Dir = cwd
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives the harness, like the script's nohup
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		go func() { _ = cmd.Wait() }()
+		if err := os.WriteFile(pidfile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(3 * time.Minute)
+		for !ready() {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s not ready 3m after restart", name)
+			}
+			pause(ctx, time.Second)
+		}
+		return nil
+	}
+}

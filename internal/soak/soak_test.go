@@ -1,0 +1,211 @@
+//go:build soak
+
+package soak
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trailwatch/trailwatch/internal/testenv"
+)
+
+var (
+	profileFlag = flag.String("profile", "short", "soak profile: short (CI, a few minutes) or full")
+	// restartServices lets the full profile restart the Kafka broker and
+	// stop OpenSearch: only safe on services nobody else is using, so it
+	// names their scripts' run directory (TW_RUN of scripts/services.sh).
+	servicesRun = flag.String("services-run", "", "TW_RUN directory of Kafka/OpenSearch this run may restart (full profile)")
+	reportFile  = flag.String("report", "", "append the result table to this markdown file")
+)
+
+// profile is the shape of one soak run.
+type profile struct {
+	name        string
+	duration    time.Duration // traffic
+	rate        int           // requests per second
+	attackEvery time.Duration
+}
+
+var profiles = map[string]profile{
+	"short": {name: "short", duration: 100 * time.Second, rate: 150, attackEvery: 6 * time.Second},
+	"full":  {name: "full", duration: 8 * time.Minute, rate: 300, attackEvery: 10 * time.Second},
+}
+
+// TestSoak runs the whole proof: gateways, pipeline processes, traffic with
+// attacks, faults on a schedule, then the verifier. It fails on any
+// duplicate, missing or invented document, any attack not paged exactly
+// once, any benign page, any malformed line outside the DLQ, any canary
+// seen, or a pipeline that no longer processes a fresh request.
+func TestSoak(t *testing.T) {
+	pr, ok := profiles[*profileFlag]
+	if !ok {
+		t.Fatalf("-profile %q: want short or full", *profileFlag)
+	}
+	brokers, osURL := testenv.Kafka(t), testenv.OpenSearch(t)
+	ctx := t.Context()
+	dir := t.TempDir()
+	run := fmt.Sprintf("soak%d", time.Now().UnixNano())
+	t.Logf("run %s, profile %s, dir %s", run, pr.name, dir)
+
+	gw := startGateways(t, filepath.Join(dir, "gw"))
+	slack := startSlack(t)
+	spec := pipelineSpec{
+		run: run, dir: filepath.Join(dir, "pipeline"), brokers: brokers, osURL: osURL, slackURL: slack.srv.GetAPIURL(),
+		logGlobs: []fileSource{
+			{name: "nginx", source: "nginx", paths: []string{gw.nginxLog + "*"}},
+			{name: "haproxy", source: "haproxy", paths: []string{gw.haproxyLog}},
+		},
+		stages:       [][]string{{"collect"}, {"normalize"}, {"detect"}, {"detect"}, {"index"}, {"notify"}},
+		tmpfsCollect: true,
+	}
+	pl := startPipeline(t, spec)
+	es := search{osURL}
+
+	gen := newGenerator(run, map[string]string{"nginx": gw.nginxURL, "haproxy": gw.haproxyURL}, pr.rate, pr.attackEvery)
+	var (
+		log                      faultLog
+		malformed, renames, cuts int
+		randomKilled             string
+	)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 8))
+	collector, det := pl.byStage("collect")[0], pl.byStage("detect")
+	faults := []fault{
+		{10 * time.Second, "SIGKILL collector, restart after 2s", killRestart(collector, 2*time.Second)},
+		{18 * time.Second, "malformed burst of 40 lines", malformedBurst(gw, run, 40, &malformed)},
+		{22 * time.Second, "SIGKILL detect #1, restart after 3s", killRestart(det[0], 3*time.Second)},
+		{30 * time.Second, "rename+create rotation x3 (nginx, SIGUSR1)", rotations(3, time.Second, gw.rotateRename, &renames)},
+		{36 * time.Second, "copytruncate x2 (rsyslog's HAProxy file)", rotations(2, 2*time.Second, gw.rotateCopyTruncate, &cuts)},
+		{42 * time.Second, "Slack answers 429 for 8s", slackFault(slack, http.StatusTooManyRequests, 8*time.Second)},
+		{52 * time.Second, "Slack answers 500 for 8s", slackFault(slack, http.StatusInternalServerError, 8*time.Second)},
+		{62 * time.Second, "SIGKILL detect #2, restart after 2s", killRestart(det[1], 2*time.Second)},
+		{68 * time.Second, "SIGKILL random stage process, restart after 2s", killRandom(pl, 2*time.Second, rng, &randomKilled)},
+	}
+	if pl.collectTmpfs {
+		faults = append(faults, fault{74 * time.Second, "collector data dir full (tmpfs) for 10s", diskFull(pl.collectData, 10*time.Second)})
+	} else {
+		t.Logf("disk-full fault not injected: %v", pl.tmpfsErr)
+	}
+	faults = append(faults, fault{88 * time.Second, "malformed burst of 40 lines", malformedBurst(gw, run, 40, &malformed)})
+	if pr.name == "full" {
+		faults = append(faults, fullFaults(t, pl, gw, slack, es, run, &malformed, &renames, &cuts)...)
+	}
+
+	sort.Slice(faults, func(i, j int) bool { return faults[i].at < faults[j].at })
+	start := time.Now()
+	fctx, stopFaults := context.WithCancel(ctx)
+	faultsDone := make(chan struct{})
+	go func() { defer close(faultsDone); runFaults(fctx, start, faults, &log) }()
+	gen.runFor(ctx, pr.duration)
+	<-faultsDone
+	stopFaults()
+	t.Logf("traffic done after %s; %d requests, random kill hit %s", time.Since(start).Round(time.Second), len(gen.sent()), randomKilled)
+
+	var rep report
+	rep.Fresh = freshRequest(ctx, gen, es, run, 2*time.Minute)
+	if strings.HasPrefix(rep.Fresh, "FAILED") {
+		rep.problem("fresh request after the faults: %s", rep.Fresh)
+	}
+	took, err := settle(ctx, brokers, run, 4*time.Minute)
+	if err != nil {
+		rep.problem("%v", err)
+	}
+	t.Logf("pipeline settled %s after the traffic", took.Round(time.Second))
+	if d := pl.dead(); len(d) > 0 {
+		rep.problem("stage processes exited on their own: %s", strings.Join(d, ", "))
+	}
+	rep.Faults = log.done
+	for _, f := range log.done {
+		if strings.Contains(f, "FAILED") {
+			rep.problem("fault %s", f)
+		}
+	}
+	v := &verifier{run: run, brokers: brokers, es: es, gw: gw, gen: gen, slack: slack, pipeline: pl}
+	v.verify(ctx, &rep)
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nsoak profile %s, run %s, %s of traffic at %d req/s, total %s\n\n", pr.name, run, pr.duration, pr.rate, time.Since(start).Round(time.Second))
+	rep.table(&b)
+	t.Log(b.String())
+	if *reportFile != "" {
+		f, err := os.OpenFile(*reportFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err == nil {
+			_, _ = f.WriteString(b.String())
+			f.Close()
+		}
+	}
+	for _, p := range rep.Problems {
+		t.Error(p)
+	}
+	if t.Failed() {
+		for _, p := range pl.procs {
+			data, _ := os.ReadFile(p.stderr)
+			t.Logf("--- %s (restarts %d), last lines:\n%s", p.name, p.restarts, tail(string(data), 15))
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// fullFaults are the full profile's additions, on top of the short
+// schedule repeated every two minutes: the broker restarted and OpenSearch
+// stopped for a minute — only with -services-run naming services this run
+// owns, since both would break anyone else's tests on the shared services.
+func fullFaults(t *testing.T, pl *pipeline, gw *gateways, slack *slackServer, es search, run string, malformed, renames, cuts *int) []fault {
+	var out []fault
+	det := pl.byStage("detect")
+	for k := 1; k <= 3; k++ {
+		base := time.Duration(k) * 2 * time.Minute
+		out = append(out,
+			fault{base + 0*time.Second, "SIGKILL collector, restart after 2s", killRestart(pl.byStage("collect")[0], 2*time.Second)},
+			fault{base + 5*time.Second, "SIGKILL normalize, restart after 2s", killRestart(pl.byStage("normalize")[0], 2*time.Second)},
+			fault{base + 10*time.Second, "SIGKILL detect #1 and #2 together, restart after 3s", func(ctx context.Context) error {
+				if err := det[0].kill(); err != nil {
+					return err
+				}
+				if err := killRestart(det[1], 3*time.Second)(ctx); err != nil {
+					return err
+				}
+				return det[0].restart()
+			}},
+			fault{base + 15*time.Second, "SIGKILL index, restart after 2s", killRestart(pl.byStage("index")[0], 2*time.Second)},
+			fault{base + 20*time.Second, "SIGKILL notify, restart after 2s", killRestart(pl.byStage("notify")[0], 2*time.Second)},
+			fault{base + 25*time.Second, "rename+create rotation x10 at full speed", rotations(10, 200*time.Millisecond, gw.rotateRename, renames)},
+			fault{base + 30*time.Second, "copytruncate x3", rotations(3, time.Second, gw.rotateCopyTruncate, cuts)},
+			fault{base + 35*time.Second, "malformed burst of 200 lines", malformedBurst(gw, run, 200, malformed)},
+			fault{base + 40*time.Second, "Slack answers 429 for 15s", slackFault(slack, http.StatusTooManyRequests, 15*time.Second)},
+			fault{base + 56*time.Second, "Slack answers 500 for 15s", slackFault(slack, http.StatusInternalServerError, 15*time.Second)},
+		)
+		if pl.collectTmpfs {
+			out = append(out, fault{base + 75*time.Second, "collector data dir full (tmpfs) for 20s", diskFull(pl.collectData, 20*time.Second)})
+		}
+	}
+	if *servicesRun == "" {
+		t.Logf("broker restart and OpenSearch stop not injected: pass -services-run with the TW_RUN of services only this run uses")
+		return out
+	}
+	kafkaUp := func() bool {
+		_, err := endOffsetsSum(context.Background(), pl.brokers, run+".raw")
+		return err == nil
+	}
+	osUp := func() bool { return es.count(context.Background(), run+"-events") >= 0 }
+	out = append(out,
+		fault{100 * time.Second, "Kafka broker restarted (SIGTERM, 10s down, same data)", restartService(*servicesRun, "kafka", 10*time.Second, kafkaUp)},
+		fault{220 * time.Second, "OpenSearch stopped for 60s", restartService(*servicesRun, "opensearch", 60*time.Second, osUp)},
+	)
+	return out
+}
