@@ -484,6 +484,9 @@ func (h *HAProxy) parse(ev *schema.Event, x *haExtras, line string) error {
 		req = req[:k]
 	}
 	h.request(ev, haDecode(req))
+	// After the captured headers: a header's credential wins over the
+	// query string's, as for the other gateways.
+	ApplyCredential(ev, ev.URL.Query)
 	return nil
 }
 

@@ -328,6 +328,10 @@ func TestHAProxy(t *testing.T) {
 			eq(t, "destination.bytes", ev.Destination.Bytes, int64(212))
 			eq(t, "mode", ev.Trailwatch.Extra["haproxy.mode"], "tcp")
 		}},
+		{name: "credential in the query string", n: normalize.NewHAProxy(), line: `10.0.0.9:4000 [06/Feb/2009:12:12:51.443] fe be/s 1/0/0/1/2 200 10 - - ---- 0/0/0/0/0 0/0 "GET /v1/items?api_key=` + gwToken + `&page=2 HTTP/1.1"`, check: func(t *testing.T, ev *schema.Event) {
+			eq(t, "credential", ev.Trailwatch.Credential.Fingerprint, gwTokenHex)
+			eq(t, "actor", ev.Trailwatch.Actor, "cred:"+gwTokenHex)
+		}},
 		{name: "hash escapes decoded", n: normalize.NewHAProxy(), line: `10.0.0.9:4000 [06/Feb/2009:12:12:51.443] fe be/s 1/0/0/1/2 404 10 - - ---- 0/0/0/0/0 0/0 "GET /a#22b#20c HTTP/1.0"`, check: func(t *testing.T, ev *schema.Event) {
 			eq(t, "url.original", ev.URL.Original, `/a"b c`)
 			eq(t, "outcome", ev.Event.Outcome, "failure")
