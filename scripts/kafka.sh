@@ -8,6 +8,8 @@
 #
 # Environment (defaults in brackets):
 #   KAFKA_VERSION [4.4.0]           KAFKA_PORT [19092]      KAFKA_CONTROLLER_PORT [19093]
+#   KAFKA_SASL_SSL_PORT [19094; "" or "off": no SASL_SSL listener]
+#   KAFKA_SASL_USER [trailwatch]    (its SCRAM-SHA-512 password is drawn at random)
 #   KAFKA_HEAP [512m]               KAFKA_START_TIMEOUT [120] seconds
 #   KAFKA_JAVA [java from JAVA_HOME or PATH; needs Java 17+]
 #   TW_CACHE [~/.cache/trailwatch]  TW_RUN [/tmp/trailwatch-services]
@@ -15,6 +17,15 @@
 #
 # start waits until a real Kafka admin client lists topics through the broker,
 # and exits non-zero with the log tail when that does not happen in time.
+#
+# Besides PLAINTEXT on KAFKA_PORT, the broker serves SASL_SSL on
+# KAFKA_SASL_SSL_PORT: TLS with a server certificate for 127.0.0.1/localhost
+# signed by a CA generated at start (openssl; $RUN_DIR/tls/ca.pem), and
+# SCRAM-SHA-512 with one user whose credentials are written into the
+# metadata log when the storage is formatted. start checks that listener with
+# a real admin client too, then writes $RUN_DIR/sasl-ssl.env for tests:
+#   TW_TEST_KAFKA_SASL_SSL=127.0.0.1:19094       TW_TEST_KAFKA_CA_FILE=.../ca.pem
+#   TW_TEST_KAFKA_SASL_USER=trailwatch           TW_TEST_KAFKA_SASL_PASSWORD=<random>
 set -euo pipefail
 
 # shellcheck disable=SC2034 # read by lib.sh
@@ -25,6 +36,9 @@ TW_NAME=kafka.sh
 KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
 KAFKA_PORT=${KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
+KAFKA_SASL_SSL_PORT=${KAFKA_SASL_SSL_PORT-19094}
+[[ $KAFKA_SASL_SSL_PORT == off ]] && KAFKA_SASL_SSL_PORT=
+KAFKA_SASL_USER=${KAFKA_SASL_USER:-trailwatch}
 KAFKA_HEAP=${KAFKA_HEAP:-512m}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-120}
 LOG4J_VERSION=${KAFKA_LOG4J_VERSION:-2.25.5}
@@ -34,6 +48,8 @@ RUN_DIR=$TW_RUN/kafka
 PIDFILE=$RUN_DIR/kafka.pid
 LOGFILE=$RUN_DIR/kafka.log
 MARKER="-Dtrailwatch.service=kafka:$RUN_DIR"
+TLS_DIR=$RUN_DIR/tls
+SASL_ENV=$RUN_DIR/sasl-ssl.env
 
 pick_java() {
 	local java=${KAFKA_JAVA:-}
@@ -60,16 +76,51 @@ fetch() {
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>"
 }
 
-# admin_list_topics SECONDS runs a real Kafka admin client (kafka-topics --list)
-# against the broker; it succeeds once the broker answers metadata requests.
+# admin_list_topics SECONDS [PORT [CLIENT_PROPERTIES]] runs a real Kafka admin
+# client (kafka-topics --list) against the broker's listener on PORT
+# [KAFKA_PORT], with extra client settings from the file CLIENT_PROPERTIES
+# (security); it succeeds once the broker answers metadata requests there.
 admin_list_topics() {
-	local secs=$1
+	local secs=$1 port=${2:-$KAFKA_PORT} extra=${3:-}
 	((secs < 5)) && secs=5
 	printf 'request.timeout.ms=3000\ndefault.api.timeout.ms=%d\n' "$((secs * 1000))" >"$RUN_DIR/admin.properties"
+	[[ -n $extra ]] && cat "$extra" >>"$RUN_DIR/admin.properties"
 	timeout "$((secs + 10))" "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 \
 		-Dlog4j2.configurationFile="$RUN_DIR/log4j2-tools.properties" \
 		-cp "$CACHE_DIR/lib/*" org.apache.kafka.tools.TopicCommand \
-		--bootstrap-server "127.0.0.1:$KAFKA_PORT" --command-config "$RUN_DIR/admin.properties" --list
+		--bootstrap-server "127.0.0.1:$port" --command-config "$RUN_DIR/admin.properties" --list
+}
+
+# make_tls writes a fresh CA and a server certificate for 127.0.0.1 and
+# localhost signed by it into $TLS_DIR. server-keystore.pem (unencrypted
+# PKCS#8 key, then the certificate) is a Kafka PEM keystore.
+make_tls() {
+	command -v openssl >/dev/null 2>&1 || tw_die "openssl not found: needed for the SASL_SSL listener (or set KAFKA_SASL_SSL_PORT=off)"
+	mkdir -p "$TLS_DIR"
+	(
+		cd "$TLS_DIR"
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 30 \
+			-subj "/CN=trailwatch test Kafka CA" -addext basicConstraints=critical,CA:TRUE \
+			-addext keyUsage=critical,keyCertSign,cRLSign
+		openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1"
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 30 -extfile server.ext
+		openssl pkcs8 -topk8 -nocrypt -in server.key -out server.pk8
+		cat server.pk8 server.pem >server-keystore.pem
+		rm -f server.csr server.ext server.key ca.key
+	) >"$RUN_DIR/tls.log" 2>&1 || {
+		tw_log_tail "$RUN_DIR/tls.log"
+		tw_die "openssl could not make the SASL_SSL certificates"
+	}
+	SASL_PASSWORD=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	# The admin client that checks the listener: SCRAM over TLS, trusting the CA.
+	cat >"$RUN_DIR/sasl-client.properties" <<-EOF
+		security.protocol=SASL_SSL
+		sasl.mechanism=SCRAM-SHA-512
+		sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_SASL_USER" password="$SASL_PASSWORD";
+		ssl.truststore.type=PEM
+		ssl.truststore.location=$TLS_DIR/ca.pem
+	EOF
 }
 
 write_config() {
@@ -78,11 +129,11 @@ write_config() {
 		process.roles=broker,controller
 		node.id=1
 		controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-		listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-		advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+		listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT${KAFKA_SASL_SSL_PORT:+,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT}
+		advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT${KAFKA_SASL_SSL_PORT:+,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT}
 		controller.listener.names=CONTROLLER
 		inter.broker.listener.name=PLAINTEXT
-		listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+		listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
 		log.dirs=$RUN_DIR/data
 		auto.create.topics.enable=true
 		num.partitions=3
@@ -100,6 +151,15 @@ write_config() {
 		num.io.threads=4
 		log.segment.bytes=16777216
 	EOF
+	if [[ -n $KAFKA_SASL_SSL_PORT ]]; then
+		cat >>"$RUN_DIR/server.properties" <<-EOF
+			# SASL_SSL: TLS (PEM keystore) + SCRAM-SHA-512; users come from "format --add-scram".
+			listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+			listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+			listener.name.sasl_ssl.ssl.keystore.type=PEM
+			listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/server-keystore.pem
+		EOF
+	fi
 	cat >"$RUN_DIR/log4j2.properties" <<-'EOF'
 		# Generated by trailwatch scripts/kafka.sh: broker logs to stdout, redirected to kafka.log.
 		appender.out.type=Console
@@ -152,16 +212,23 @@ start() {
 	tw_port_open "$KAFKA_PORT" && tw_die "port 127.0.0.1:$KAFKA_PORT is already in use by another process (set KAFKA_PORT)"
 	tw_port_open "$KAFKA_CONTROLLER_PORT" &&
 		tw_die "controller port 127.0.0.1:$KAFKA_CONTROLLER_PORT is already in use by another process (set KAFKA_CONTROLLER_PORT)"
+	[[ -n $KAFKA_SASL_SSL_PORT ]] && tw_port_open "$KAFKA_SASL_SSL_PORT" &&
+		tw_die "SASL_SSL port 127.0.0.1:$KAFKA_SASL_SSL_PORT is already in use by another process (set KAFKA_SASL_SSL_PORT, or off)"
 
 	rm -rf "$RUN_DIR"
 	mkdir -p "$RUN_DIR/data"
+	local scram=()
+	if [[ -n $KAFKA_SASL_SSL_PORT ]]; then
+		make_tls
+		scram=(--add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$SASL_PASSWORD]")
+	fi
 	write_config
 
 	local cluster_id
 	cluster_id=$(random_cluster_id)
 	if ! "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$RUN_DIR/log4j2-tools.properties" \
 		-cp "$CACHE_DIR/lib/*" kafka.tools.StorageTool format \
-		--cluster-id="$cluster_id" --config "$RUN_DIR/server.properties" >"$RUN_DIR/format.log" 2>&1; then
+		--cluster-id="$cluster_id" --config "$RUN_DIR/server.properties" "${scram[@]}" >"$RUN_DIR/format.log" 2>&1; then
 		tw_log_tail "$RUN_DIR/format.log"
 		tw_die "kafka.tools.StorageTool could not format $RUN_DIR/data"
 	fi
@@ -195,6 +262,23 @@ start() {
 		tw_log_tail "$LOGFILE"
 		tw_stop_pid "$PIDFILE" "$MARKER" "Kafka"
 		tw_die "Kafka's port is open but an admin client could not list topics through 127.0.0.1:$KAFKA_PORT"
+	fi
+	if [[ -n $KAFKA_SASL_SSL_PORT ]]; then
+		left=$((deadline - SECONDS))
+		if ! admin_list_topics "$left" "$KAFKA_SASL_SSL_PORT" "$RUN_DIR/sasl-client.properties" >"$RUN_DIR/ready-sasl.log" 2>&1; then
+			tw_log_tail "$RUN_DIR/ready-sasl.log"
+			tw_log_tail "$LOGFILE"
+			tw_stop_pid "$PIDFILE" "$MARKER" "Kafka"
+			tw_die "an admin client could not list topics through SASL_SSL 127.0.0.1:$KAFKA_SASL_SSL_PORT"
+		fi
+		cat >"$SASL_ENV" <<-EOF
+			# Written by trailwatch scripts/kafka.sh: the SASL_SSL listener (TLS + SCRAM-SHA-512).
+			export TW_TEST_KAFKA_SASL_SSL=127.0.0.1:$KAFKA_SASL_SSL_PORT
+			export TW_TEST_KAFKA_CA_FILE=$TLS_DIR/ca.pem
+			export TW_TEST_KAFKA_SASL_USER=$KAFKA_SASL_USER
+			export TW_TEST_KAFKA_SASL_PASSWORD=$SASL_PASSWORD
+		EOF
+		tw_log "SASL_SSL (SCRAM-SHA-512) on 127.0.0.1:$KAFKA_SASL_SSL_PORT; client settings in $SASL_ENV"
 	fi
 	tw_log "ready on 127.0.0.1:$KAFKA_PORT in $(tw_elapsed "$t0")"
 }

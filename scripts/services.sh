@@ -8,6 +8,7 @@
 #   . "${TW_RUN:-/tmp/trailwatch-services}/env"   # exports the two variables below
 #   TW_TEST_KAFKA=127.0.0.1:19092
 #   TW_TEST_OPENSEARCH=http://127.0.0.1:19200
+#   TW_TEST_KAFKA_SASL_SSL=127.0.0.1:19094   (and the CA file, user, password: see kafka.sh)
 #
 # start is idempotent: a service that is already up and healthy is left alone.
 # stop stops both and removes the env file. Settings: see kafka.sh and opensearch.sh;
@@ -55,6 +56,11 @@ start() {
 		export TW_TEST_OPENSEARCH=http://127.0.0.1:$OPENSEARCH_PORT
 	EOF
 	cat "$TW_RUN/versitygw.env" >>"$ENV_FILE.tmp"
+	# Kafka's SASL_SSL listener (absent when KAFKA_SASL_SSL_PORT=off, or when
+	# a broker started before kafka.sh had it is still running).
+	if [[ -f $TW_RUN/kafka/sasl-ssl.env ]]; then
+		cat "$TW_RUN/kafka/sasl-ssl.env" >>"$ENV_FILE.tmp"
+	fi
 	mv "$ENV_FILE.tmp" "$ENV_FILE"
 	tw_log "both services ready in $(tw_elapsed "$t0"); env file: $ENV_FILE"
 }
