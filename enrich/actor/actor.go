@@ -296,7 +296,7 @@ func (e *Enricher) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.st
-	st.Actors, st.IPActors = e.creds.n, e.ips.n
+	st.Actors, st.IPActors = e.creds.Len(), e.ips.Len()
 	return st
 }
 

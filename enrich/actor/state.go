@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/trailwatch/trailwatch/internal/dlist"
 	"github.com/trailwatch/trailwatch/normalize/schema"
 )
 
@@ -64,7 +65,7 @@ const maxStays = 4
 type actor struct {
 	key        string
 	ipOnly     bool
-	prev, next *actor // LRU list of its pool
+	dlist.Links[actor] // LRU list of its pool
 
 	firstT                                   int64 // first event, for learning
 	sessStart, sessLast, sessReqs, sessBytes int64
@@ -119,37 +120,10 @@ func (a *actor) remember(r applied, window int) {
 	a.head = (a.head + 1) % len(a.ring)
 }
 
-// pool is an LRU list of actors, most recent at head.
+// pool is an LRU list of actors, most recent first, with its bound.
 type pool struct {
-	head, tail *actor
-	n, max     int
-}
-
-func (p *pool) pushFront(a *actor) {
-	a.prev, a.next = nil, p.head
-	if p.head != nil {
-		p.head.prev = a
-	}
-	p.head = a
-	if p.tail == nil {
-		p.tail = a
-	}
-	p.n++
-}
-
-func (p *pool) unlink(a *actor) {
-	if a.prev != nil {
-		a.prev.next = a.next
-	} else {
-		p.head = a.next
-	}
-	if a.next != nil {
-		a.next.prev = a.prev
-	} else {
-		p.tail = a.prev
-	}
-	a.prev, a.next = nil, nil
-	p.n--
+	dlist.List[actor, *actor]
+	max int
 }
 
 func (e *Enricher) poolOf(a *actor) *pool {
@@ -177,10 +151,7 @@ func actorKey(b []byte, ev *schema.Event) []byte {
 // at t) and evicting the least recently used one past the bound.
 func (e *Enricher) get(k []byte, t int64) *actor {
 	if a := e.actors[string(k)]; a != nil { // no allocation for the lookup
-		if p := e.poolOf(a); p.head != a {
-			p.unlink(a)
-			p.pushFront(a)
-		}
+		e.poolOf(a).MoveToFront(a)
 		return a
 	}
 	key := string(k)
@@ -193,12 +164,12 @@ func (e *Enricher) get(k []byte, t int64) *actor {
 func (e *Enricher) insert(a *actor) {
 	e.actors[a.key] = a
 	p := e.poolOf(a)
-	p.pushFront(a)
+	p.PushFront(a)
 	for i := range a.values[kindIP] {
 		e.index(a, a.values[kindIP][i].h)
 	}
-	if p.n > p.max {
-		old := p.tail
+	if p.Len() > p.max {
+		old := p.Back()
 		if old.ipOnly {
 			e.st.IPEvictions++
 		} else {
@@ -212,7 +183,7 @@ func (e *Enricher) insert(a *actor) {
 // remove forgets a.
 func (e *Enricher) remove(a *actor) {
 	delete(e.actors, a.key)
-	e.poolOf(a).unlink(a)
+	e.poolOf(a).Remove(a)
 	for _, s := range a.values[kindIP] {
 		e.unindex(a, s.h)
 	}

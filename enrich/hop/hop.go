@@ -46,6 +46,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/trailwatch/trailwatch/internal/dlist"
 	"github.com/trailwatch/trailwatch/normalize/schema"
 )
 
@@ -111,10 +112,9 @@ type Enricher struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	index  map[string]*slot // canonical id → its LRU slot
-	head   *slot            // most recently used
-	tail   *slot            // least recently used
-	newest time.Time        // latest event time seen, for expiry
+	index  map[string]*slot        // canonical id → its LRU slot
+	lru    dlist.List[slot, *slot] // most recently used first
+	newest time.Time               // latest event time seen, for expiry
 
 	first, duplicates, redelivered, noID, evictions, expired atomic.Uint64
 }
@@ -134,9 +134,9 @@ type seenHop struct {
 
 // slot is one id in the LRU; several ids may point at one group.
 type slot struct {
-	key        string
-	g          *group
-	prev, next *slot
+	dlist.Links[slot]
+	key string
+	g   *group
 }
 
 // New validates cfg and returns the enricher.
@@ -185,7 +185,7 @@ func (e *Enricher) one(ev *schema.Event) {
 		if s := e.index[k]; s != nil {
 			if e.within(s.g, ev.Timestamp) {
 				g = s.g
-				e.touch(s)
+				e.lru.MoveToFront(s)
 				break
 			}
 			e.remove(s) // the id was reused after its window
@@ -300,59 +300,25 @@ func canonical(id string) string {
 	return id
 }
 
-// touch moves s to the front of the LRU.
-func (e *Enricher) touch(s *slot) {
-	if e.head == s {
-		return
-	}
-	e.unlink(s)
-	e.pushFront(s)
-}
-
 // insert adds key → g, first dropping expired ids from the tail, then the
 // least recently used id if the LRU is full.
 func (e *Enricher) insert(key string, g *group) {
-	for e.tail != nil && e.newest.Sub(e.tail.g.first) > e.cfg.Window {
-		e.remove(e.tail)
+	for old := e.lru.Back(); old != nil && e.newest.Sub(old.g.first) > e.cfg.Window; old = e.lru.Back() {
+		e.remove(old)
 		e.expired.Add(1)
 	}
 	if len(e.index) >= e.cfg.MaxIDs {
-		e.remove(e.tail)
+		e.remove(e.lru.Back())
 		e.evictions.Add(1)
 	}
 	s := &slot{key: key, g: g}
 	e.index[key] = s
-	e.pushFront(s)
+	e.lru.PushFront(s)
 }
 
 func (e *Enricher) remove(s *slot) {
-	e.unlink(s)
+	e.lru.Remove(s)
 	delete(e.index, s.key)
-}
-
-func (e *Enricher) unlink(s *slot) {
-	if s.prev != nil {
-		s.prev.next = s.next
-	} else {
-		e.head = s.next
-	}
-	if s.next != nil {
-		s.next.prev = s.prev
-	} else {
-		e.tail = s.prev
-	}
-	s.prev, s.next = nil, nil
-}
-
-func (e *Enricher) pushFront(s *slot) {
-	s.next = e.head
-	if e.head != nil {
-		e.head.prev = s
-	}
-	e.head = s
-	if e.tail == nil {
-		e.tail = s
-	}
 }
 
 // Stats returns the counters.
