@@ -17,11 +17,28 @@ import (
 var errTestsFailed = errors.New("rule tests failed")
 
 func cmdRules(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return dispatch("rules", "<test|lint|import-sigma> [DIR|FILE…]", []subcommand{
+		{"test", "load the rules and run every rule's inline tests (default dir: rules)", func(args []string) error { return rulesTest(args, stdout, stderr) }},
+		{"lint", "load and type-check the rules without running them", func(args []string) error { return rulesLint(args, stdout, stderr) }},
+		{"import-sigma", "convert Sigma rules (webserver, CloudTrail, correlations) into rule files", func(args []string) error { return rulesImportSigma(args, stdout, stderr) }},
+	}, args, stdout, stderr)
+}
+
+// subcommand is one verb of a command with verbs (rules test, setup kibana).
+type subcommand struct {
+	name, help string
+	run        func(args []string) error
+}
+
+// dispatch runs the subcommand args[0] names with the rest of args, or
+// prints the usage: on stdout for -h/--help, on stderr (with errUsage) for
+// a missing or unknown verb.
+func dispatch(cmd, synopsis string, subs []subcommand, args []string, stdout, stderr io.Writer) error {
 	usage := func(w io.Writer) {
-		fmt.Fprintln(w, "Usage: trailwatch rules <test|lint|import-sigma> [DIR|FILE…]")
-		fmt.Fprintln(w, "\n  test           load the rules and run every rule's inline tests (default dir: rules)")
-		fmt.Fprintln(w, "  lint           load and type-check the rules without running them")
-		fmt.Fprintln(w, "  import-sigma   convert Sigma rules (webserver, CloudTrail, correlations) into rule files")
+		fmt.Fprintf(w, "Usage: trailwatch %s %s\n\n", cmd, synopsis)
+		for _, s := range subs {
+			fmt.Fprintf(w, "  %-14s %s\n", s.name, s.help)
+		}
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
@@ -30,15 +47,12 @@ func cmdRules(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		return nil
 	}
-	switch args[0] {
-	case "test":
-		return rulesTest(args[1:], stdout, stderr)
-	case "lint":
-		return rulesLint(args[1:], stdout, stderr)
-	case "import-sigma":
-		return rulesImportSigma(args[1:], stdout, stderr)
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(args[1:])
+		}
 	}
-	fmt.Fprintf(stderr, "trailwatch rules: unknown subcommand %q\n", args[0])
+	fmt.Fprintf(stderr, "trailwatch %s: unknown subcommand %q\n", cmd, args[0])
 	usage(stderr)
 	return errUsage
 }

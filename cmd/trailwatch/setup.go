@@ -14,27 +14,10 @@ import (
 // (lifecycle policies, templates, indices or data streams) and `setup
 // kibana` (data views, searches, visualizations, dashboards).
 func cmdSetup(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	usage := func(w io.Writer) {
-		fmt.Fprintln(w, "Usage: trailwatch setup <elasticsearch|kibana> [flags]")
-		fmt.Fprintln(w, "\n  elasticsearch  install lifecycle policies, index templates and indices or data streams (idempotent)")
-		fmt.Fprintln(w, "  kibana         import the data views, saved searches and dashboards into Kibana")
-	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	switch args[0] {
-	case "elasticsearch":
-		return setupElasticsearch(ctx, args[1:], stdout, stderr)
-	case "kibana":
-		return setupKibana(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "trailwatch setup: unknown subcommand %q\n", args[0])
-	usage(stderr)
-	return errUsage
+	return dispatch("setup", "<elasticsearch|kibana> [flags]", []subcommand{
+		{"elasticsearch", "install lifecycle policies, index templates and indices or data streams (idempotent)", func(args []string) error { return setupElasticsearch(ctx, args, stdout, stderr) }},
+		{"kibana", "import the data views, saved searches and dashboards into Kibana", func(args []string) error { return setupKibana(ctx, args, stdout, stderr) }},
+	}, args, stdout, stderr)
 }
 
 func setupElasticsearch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
