@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,6 +57,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	brokers := fs.String("brokers", "", "comma-separated Kafka brokers (default: embedded broker)")
 	listen := fs.String("http-listen", "", "telemetry listen address (default 127.0.0.1:9464; \"\" keeps the config's)")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to FILE (for go tool pprof)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -75,7 +77,31 @@ func cmdRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return err
 	}
 	log := newLogger(cfg.Log)
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return runPipeline(ctx, cfg, log, stdout)
+}
+
+// startCPUProfile profiles the process into path until the returned stop
+// is called (docs/benchmarks.md measures the pipeline with it).
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // app holds what runPipeline started, to stop it in order.

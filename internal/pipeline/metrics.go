@@ -44,8 +44,15 @@ func (m *StageMetrics) out(recs []*kgo.Record) {
 	if m == nil {
 		return
 	}
-	for _, r := range recs {
-		m.recordsOut.WithLabelValues(r.Topic).Inc()
+	// One series lookup per run of records to the same topic, not per
+	// record: outputs come grouped by topic.
+	for i := 0; i < len(recs); {
+		j := i + 1
+		for j < len(recs) && recs[j].Topic == recs[i].Topic {
+			j++
+		}
+		m.recordsOut.WithLabelValues(recs[i].Topic).Add(float64(j - i))
+		i = j
 	}
 }
 

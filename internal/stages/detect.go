@@ -70,6 +70,11 @@ type Detect struct {
 	mu     sync.Mutex
 	parts  map[int32]*partDetector
 	routes []detect.Route
+	// famHeaders holds each family's repartition record headers, shared
+	// by its records (the producer only reads them).
+	famHeaders map[string][]kgo.RecordHeader
+	// evBuf holds the events of the batch being handled.
+	evBuf []schema.Event
 }
 
 // partDetector is one partition's detector and duplicate filter.
@@ -311,7 +316,9 @@ func (h *Detect) dedup(pd *partDetector, evs []schema.Event, srcs []*kgo.Record)
 			h.m.dup.Inc()
 			continue
 		}
-		evs[n], srcs[n] = evs[i], srcs[i]
+		if n != i { // an Event is ~1.5 KB: copy only to close a gap
+			evs[n], srcs[n] = evs[i], srcs[i]
+		}
 		n++
 	}
 	return evs[:n], srcs[:n]
@@ -322,7 +329,7 @@ func (h *Detect) dedup(pd *partDetector, evs []schema.Event, srcs []*kgo.Record)
 func (h *Detect) Warm(ctx context.Context, recs []*kgo.Record) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	byPart, srcs, _ := decodeEvents(recs)
+	byPart, srcs, _ := h.decodeEvents(recs)
 	for p, evs := range byPart {
 		pd, err := h.partition(ctx, p)
 		if err != nil {
@@ -347,10 +354,11 @@ func (h *Detect) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record,
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]*kgo.Record, 0, len(recs)+8)
-	byPart, srcs, bad := decodeEvents(recs)
+	byPart, srcs, bad := h.decodeEvents(recs)
 	out = h.m.badRecords(out, h.DLQTopic, recs, bad)
 	_, router, _ := h.localRules()
 	var routed []timedRecord
+	arena := newRecordArena(len(recs))
 	// Partitions in order, so equal event times keep one order run to run.
 	for _, p := range slices.Sorted(maps.Keys(byPart)) {
 		pd, err := h.partition(ctx, p)
@@ -369,15 +377,19 @@ func (h *Detect) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record,
 		}
 		for i := range evs {
 			kr := from[i]
-			body := normalize.AppendEvent(nil, &evs[i])
-			out = append(out, &kgo.Record{Topic: h.EnrichedTopic, Key: kr.Key, Value: body, Timestamp: kr.Timestamp})
+			body := arena.event(&evs[i], len(kr.Value))
+			r := arena.record()
+			r.Topic, r.Key, r.Value, r.Timestamp = h.EnrichedTopic, kr.Key, body, kr.Timestamp
+			out = append(out, r)
 			if h.RepartitionTopic == "" {
 				continue
 			}
 			h.routes = router.Route(&evs[i], h.routes[:0])
 			for _, rt := range h.routes {
-				routed = append(routed, timedRecord{evs[i].Timestamp, &kgo.Record{Topic: h.RepartitionTopic, Key: rt.Key, Value: body, Timestamp: kr.Timestamp,
-					Headers: []kgo.RecordHeader{{Key: HeaderFamily, Value: []byte(rt.Family.Name)}}}})
+				r := arena.record()
+				r.Topic, r.Key, r.Value, r.Timestamp = h.RepartitionTopic, rt.Key, body, kr.Timestamp
+				r.Headers = h.familyHeaders(rt.Family.Name)
+				routed = append(routed, timedRecord{evs[i].Timestamp, r})
 			}
 		}
 		if out, err = h.m.observe(ctx, out, pd.det, evs, h.AlertsTopic, h.DLQTopic); err != nil {
@@ -394,6 +406,19 @@ func (h *Detect) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record,
 		out = append(out, r.rec)
 	}
 	return out, nil
+}
+
+// familyHeaders returns the headers of a repartition record for family.
+func (h *Detect) familyHeaders(family string) []kgo.RecordHeader {
+	if hs, ok := h.famHeaders[family]; ok {
+		return hs
+	}
+	if h.famHeaders == nil {
+		h.famHeaders = map[string][]kgo.RecordHeader{}
+	}
+	hs := []kgo.RecordHeader{{Key: HeaderFamily, Value: []byte(family)}}
+	h.famHeaders[family] = hs
+	return hs
 }
 
 // timedRecord is an output record with the event time it is ordered by.
@@ -445,24 +470,48 @@ func (m *DetectMetrics) observe(ctx context.Context, out []*kgo.Record, d *detec
 	return out, nil
 }
 
-// decode groups the events of recs by partition, in order, with the
+// decodeEvents groups the events of recs by partition, in order, with the
 // record each came from, and returns the records that are not events with
-// the reason.
-func decodeEvents(recs []*kgo.Record) (map[int32][]schema.Event, map[int32][]*kgo.Record, map[*kgo.Record]string) {
-	byPart := map[int32][]schema.Event{}
-	srcs := map[int32][]*kgo.Record{}
+// the reason. The events live in h.evBuf, reused by the next batch: they
+// are the handler's until it returns.
+func (h *Detect) decodeEvents(recs []*kgo.Record) (map[int32][]schema.Event, map[int32][]*kgo.Record, map[*kgo.Record]string) {
+	// One buffer sized up front and reused: an Event is ~1.5 KB, and
+	// growing slices by append, or paging in a fresh one for each batch,
+	// cost more than decoding.
+	counts := map[int32]int{}
+	for _, kr := range recs {
+		counts[kr.Partition]++
+	}
+	if cap(h.evBuf) < len(recs) {
+		h.evBuf = make([]schema.Event, len(recs))
+	}
+	byPart := make(map[int32][]schema.Event, len(counts))
+	srcs := make(map[int32][]*kgo.Record, len(counts))
+	off := 0
+	for p, n := range counts {
+		byPart[p] = h.evBuf[off : off : off+n]
+		srcs[p] = make([]*kgo.Record, 0, n)
+		off += n
+	}
 	var bad map[*kgo.Record]string
 	for _, kr := range recs {
-		var ev schema.Event
-		if err := json.Unmarshal(kr.Value, &ev); err != nil {
+		evs := byPart[kr.Partition]
+		evs = evs[:len(evs)+1]
+		if err := normalize.DecodeEvent(kr.Value, &evs[len(evs)-1]); err != nil {
 			if bad == nil {
 				bad = map[*kgo.Record]string{}
 			}
 			bad[kr] = "decode event: " + err.Error()
 			continue
 		}
-		byPart[kr.Partition] = append(byPart[kr.Partition], ev)
+		byPart[kr.Partition] = evs
 		srcs[kr.Partition] = append(srcs[kr.Partition], kr)
+	}
+	for p, evs := range byPart {
+		if len(evs) == 0 { // every record of p was bad
+			delete(byPart, p)
+			delete(srcs, p)
+		}
 	}
 	return byPart, srcs, bad
 }

@@ -3,7 +3,6 @@ package stages
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/detect"
+	"github.com/trailwatch/trailwatch/normalize"
 	"github.com/trailwatch/trailwatch/normalize/schema"
 )
 
@@ -41,6 +41,8 @@ type KeyedDetect struct {
 
 	mu    sync.Mutex
 	parts map[int32]*keyedPart
+	// evBuf holds the events of the batch being handled (or warmed).
+	evBuf []schema.Event
 }
 
 // keyedPart is one repartition partition's detectors, by family name.
@@ -115,8 +117,26 @@ func (h *KeyedDetect) decode(ctx context.Context, recs []*kgo.Record) ([]*keyedB
 		p   int32
 		fam string
 	}
+	// Events are decoded in place into one buffer, sized up front and
+	// reused by the next batch: an Event is ~1.5 KB, and copying it into
+	// growing slices, or paging in a fresh buffer per batch, cost more
+	// than decoding.
+	counts := map[batchKey]int{}
+	fams := make([]string, len(recs))
+	for i, kr := range recs {
+		fams[i] = Header(kr, HeaderFamily)
+		counts[batchKey{kr.Partition, fams[i]}]++
+	}
+	if cap(h.evBuf) < len(recs) {
+		h.evBuf = make([]schema.Event, len(recs))
+	}
+	idx := make(map[batchKey]*keyedBatch, len(counts))
+	off := 0
+	for k, n := range counts {
+		idx[k] = &keyedBatch{p: k.p, fam: k.fam, evs: h.evBuf[off : off : off+n]}
+		off += n
+	}
 	var batches []*keyedBatch
-	idx := map[batchKey]*keyedBatch{}
 	var bad map[*kgo.Record]string
 	fail := func(kr *kgo.Record, reason string) {
 		if bad == nil {
@@ -124,14 +144,16 @@ func (h *KeyedDetect) decode(ctx context.Context, recs []*kgo.Record) ([]*keyedB
 		}
 		bad[kr] = reason
 	}
-	for _, kr := range recs {
-		fam := Header(kr, HeaderFamily)
+	for i, kr := range recs {
+		fam := fams[i]
 		if fam == "" {
 			fail(kr, "repartition record without a "+HeaderFamily+" header")
 			continue
 		}
-		var ev schema.Event
-		if err := json.Unmarshal(kr.Value, &ev); err != nil {
+		b := idx[batchKey{kr.Partition, fam}]
+		evs := b.evs[:len(b.evs)+1]
+		ev := &evs[len(evs)-1]
+		if err := normalize.DecodeEvent(kr.Value, ev); err != nil {
 			fail(kr, "decode event: "+err.Error())
 			continue
 		}
@@ -144,14 +166,10 @@ func (h *KeyedDetect) decode(ctx context.Context, recs []*kgo.Record) ([]*keyedB
 			h.m.dup.Inc()
 			continue
 		}
-		k := batchKey{kr.Partition, fam}
-		b, ok := idx[k]
-		if !ok {
-			b = &keyedBatch{p: kr.Partition, fam: fam}
-			idx[k] = b
-			batches = append(batches, b)
+		if len(b.evs) == 0 {
+			batches = append(batches, b) // in order of first kept event
 		}
-		b.evs = append(b.evs, ev)
+		b.evs = evs
 	}
 	return batches, bad, nil
 }

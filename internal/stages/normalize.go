@@ -137,6 +137,7 @@ func (h *Normalize) Handle(_ context.Context, recs []*kgo.Record) ([]*kgo.Record
 	}
 	ingested := now().UTC()
 	out := make([]*kgo.Record, 0, len(recs))
+	arena := newRecordArena(len(recs))
 	for _, kr := range recs {
 		raw := DecodeRaw(kr)
 		var err error
@@ -169,12 +170,11 @@ func (h *Normalize) Handle(_ context.Context, recs []*kgo.Record) ([]*kgo.Record
 			ev := &h.buf[i]
 			ev.Event.Ingested = ingested
 			ev.Trailwatch.Raw.Hash, ev.Trailwatch.Raw.Partition, ev.Trailwatch.Raw.KafkaOffset = rawHash, kr.Partition, kr.Offset
-			out = append(out, &kgo.Record{
-				Topic:     h.EventsTopic,
-				Key:       []byte(ev.Trailwatch.Actor),
-				Value:     normalize.AppendEvent(nil, ev),
-				Timestamp: ev.Timestamp,
-			})
+			r := arena.record()
+			r.Topic, r.Timestamp = h.EventsTopic, ev.Timestamp
+			r.Key = arena.bytes(ev.Trailwatch.Actor)
+			r.Value = arena.event(ev, 4*len(raw.Data))
+			out = append(out, r)
 		}
 	}
 	return out, nil
