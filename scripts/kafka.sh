@@ -240,6 +240,7 @@ start() {
 		</dev/null >"$LOGFILE" 2>&1 &
 	echo "$!" >"$PIDFILE"
 	tw_log "started pid $! (Kafka $KAFKA_VERSION, cluster id $cluster_id); waiting for 127.0.0.1:$KAFKA_PORT"
+	tw_wait_exec "$PIDFILE" "$MARKER"
 
 	# Cheap wait for the listener, then one real admin-client metadata round trip.
 	local deadline=$((SECONDS + KAFKA_START_TIMEOUT))

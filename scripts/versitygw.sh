@@ -78,6 +78,7 @@ start() {
 		posix --sidecar "$RUN_DIR/sidecar" "$RUN_DIR/root" </dev/null >"$LOGFILE" 2>&1 &
 	echo "$!" >"$PIDFILE"
 	tw_log "started pid $!; waiting for 127.0.0.1:$VGW_PORT"
+	tw_wait_exec "$PIDFILE" "$MARKER"
 	local deadline=$((SECONDS + VGW_START_TIMEOUT))
 	until tw_port_open "$VGW_PORT"; do
 		if ! tw_pid_alive "$PIDFILE" "$MARKER"; then
