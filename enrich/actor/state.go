@@ -63,8 +63,8 @@ const maxStays = 4
 
 // actor is one actor's state.
 type actor struct {
-	key        string
-	ipOnly     bool
+	key                string
+	ipOnly             bool
 	dlist.Links[actor] // LRU list of its pool
 
 	firstT                                   int64 // first event, for learning
