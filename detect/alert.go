@@ -34,7 +34,7 @@ func AlertID(ruleID string, values []string, first time.Time, eventID string) st
 
 // alert builds the alert raised by ev, the triggering event, for the window
 // f; values are the group key values.
-func (d *Detector) alert(rs *ruleState, values []string, ev *schema.Event, f fired, eventID string) schema.Alert {
+func (d *Detector) alert(rs *ruleState, values []string, ev *schema.Event, f fired, eventID string) *schema.Alert {
 	r := rs.rule
 	var group map[string]string
 	var desc strings.Builder
@@ -48,7 +48,7 @@ func (d *Detector) alert(rs *ruleState, values []string, ev *schema.Event, f fir
 		}
 		fmt.Fprintf(&desc, "%s=%s", name, values[i])
 	}
-	a := schema.Alert{
+	a := &schema.Alert{
 		Timestamp: ev.Timestamp,
 		Event: schema.EventMeta{
 			ID:       AlertID(r.ID, values, f.first.time(), eventID),

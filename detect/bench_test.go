@@ -99,6 +99,28 @@ func BenchmarkWhere(b *testing.B) {
 	})
 }
 
+// observeEvents is BenchmarkObserve's stream: n access events one
+// millisecond apart from keys source addresses, with a mix of statuses,
+// paths and 97 user names.
+func observeEvents(n, keys int) []schema.Event {
+	evs := make([]schema.Event, n)
+	statuses := []int{200, 200, 200, 401, 404, 500, 200, 403}
+	paths := []string{"/api/login", "/api/orders", "/admin", "/api/export", "/.env"}
+	for i := range evs {
+		ev := realisticEvent()
+		ev.Timestamp = t0.Add(time.Duration(i) * time.Millisecond)
+		ev.Event.ID = fmt.Sprintf("e%d", i)
+		ev.Source.IP = fmt.Sprintf("10.%d.%d.%d", i%keys/65536, i%keys/256%256, i%keys%256)
+		ev.Trailwatch.Actor = "ip:" + ev.Source.IP
+		ev.HTTP.Response.StatusCode = statuses[i%len(statuses)]
+		ev.URL.Path = paths[i%len(paths)]
+		ev.User.Name = fmt.Sprintf("user%d", i%97)
+		ev.HTTP.Response.Bytes = int64(i % 5000)
+		evs[i] = ev
+	}
+	return evs
+}
+
 // BenchmarkObserve runs the shipped rules over a stream of access events
 // from many sources, in batches of 1000.
 func BenchmarkObserve(b *testing.B) {
@@ -132,21 +154,7 @@ window: {over: 10m, group_by: [source.ip], sum: http.response.bytes, threshold: 
 		rs, keys := set.rs, 10_000
 		b.Run(fmt.Sprintf("%s, %dk keys", set.name, keys/1000), func(b *testing.B) {
 			const n = 100_000
-			evs := make([]schema.Event, n)
-			statuses := []int{200, 200, 200, 401, 404, 500, 200, 403}
-			paths := []string{"/api/login", "/api/orders", "/admin", "/api/export", "/.env"}
-			for i := range evs {
-				ev := realisticEvent()
-				ev.Timestamp = t0.Add(time.Duration(i) * time.Millisecond)
-				ev.Event.ID = fmt.Sprintf("e%d", i)
-				ev.Source.IP = fmt.Sprintf("10.%d.%d.%d", i%keys/65536, i%keys/256%256, i%keys%256)
-				ev.Trailwatch.Actor = "ip:" + ev.Source.IP
-				ev.HTTP.Response.StatusCode = statuses[i%len(statuses)]
-				ev.URL.Path = paths[i%len(paths)]
-				ev.User.Name = fmt.Sprintf("user%d", i%97)
-				ev.HTTP.Response.Bytes = int64(i % 5000)
-				evs[i] = ev
-			}
+			evs := observeEvents(n, keys)
 			d := mustDetector(b, rs, DefaultConfig())
 			const batch = 1000
 			var i, alerts int

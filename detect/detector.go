@@ -37,12 +37,26 @@ type Detector struct {
 	vals    []string // scratch group key values
 	keyBuf  []byte   // scratch group key: length-prefixed values
 	ext     detectorExt
+	index   *ruleIndex // which rules an event cannot match; nil: none known
 }
 
 // ruleState is one rule's compiled form and its groups.
 type ruleState struct {
-	rule   *Rule
-	names  []string // group key names, parallel to group values
+	rule  *Rule
+	names []string // group key names, parallel to group values
+	// What the hot loop reads of rule, resolved once by bind: the
+	// condition, the kind, whether late events are skipped, and the
+	// readers of the key fields (parallel to names; none for windowless
+	// rules, which key by actor).
+	cond     *cond
+	kind     kind
+	stateful bool
+	keys     []keyReader
+	// terms reads new_terms fields; value reads a distinct window's field;
+	// num a sum or avg window's field when it is a plain integer (else nil).
+	terms  []termReader
+	value  keyReader
+	num    func(*schema.Event) float64
 	over   time.Duration
 	groups map[string]*group
 	stats  RuleStats
@@ -79,22 +93,50 @@ func New(rules *RuleSet, cfg Config, logger *slog.Logger) (*Detector, error) {
 	for _, r := range rules.rules {
 		d.rules = append(d.rules, newRuleState(r))
 	}
+	d.index = newRuleIndex(d.rules)
 	return d, nil
 }
 
 // newRuleState returns the empty state of rule r; New and Reload use it.
 func newRuleState(r *Rule) *ruleState {
-	rs := &ruleState{rule: r, groups: map[string]*group{}, stats: RuleStats{ID: r.ID}}
-	if k := r.ruleKind(); k != nil {
-		rs.names = k.groupBy()
-		rs.over = k.span()
-	} else if r.Window != nil {
-		rs.names = r.Window.GroupBy
-		rs.over = r.Window.Over
-	} else {
-		rs.names = []string{actorGroupName}
-	}
+	rs := &ruleState{groups: map[string]*group{}, stats: RuleStats{ID: r.ID}}
+	rs.bind(r)
 	return rs
+}
+
+// bind makes r the rule of rs: a new rule, or on Reload an unchanged
+// definition (same Hash) loaded again, whose state carries on.
+func (rs *ruleState) bind(r *Rule) {
+	rs.rule, rs.cond, rs.kind, rs.stateful = r, r.condition(), r.ruleKind(), r.stateful()
+	switch k := rs.kind.(type) {
+	case *Sequence:
+		rs.names, rs.keys = k.By, newKeyReaders(k.By, k.programs)
+	case *NewTerms:
+		rs.names, rs.keys = k.By, newKeyReaders(k.By, k.programs)
+		rs.terms = newTermReaders(k.Fields, k.fields)
+	case *Rate:
+		rs.names, rs.keys = k.By, newKeyReaders(k.By, k.programs)
+	case nil:
+		if w := r.Window; w != nil {
+			rs.names, rs.keys = w.GroupBy, newKeyReaders(w.GroupBy, w.programs)
+			switch w.Agg {
+			case AggDistinct:
+				rs.value = keyReader{get: fastGroupKey(w.Field), prog: w.field}
+			case AggSum, AggAvg:
+				rs.num = numFields[w.Field]
+			}
+		} else {
+			rs.names, rs.keys = []string{actorGroupName}, nil
+		}
+	}
+	switch {
+	case rs.kind != nil:
+		rs.over = rs.kind.span()
+	case r.Window != nil:
+		rs.over = r.Window.Over
+	default:
+		rs.over = 0
+	}
 }
 
 // Rules describes the detector's rules, for metrics.
@@ -188,7 +230,7 @@ func (d *Detector) DrainRuleErrors() []RuleError {
 // returned.
 // timingSample is how often (one event in N) per-rule evaluation time is
 // measured; RuleStats.EvalTime is the sampled time scaled by N.
-const timingSample = 16
+const timingSample = 64
 
 func (d *Detector) process(evs []schema.Event, emit bool) []schema.Alert {
 	var alerts []schema.Alert
@@ -205,18 +247,27 @@ func (d *Detector) process(evs []schema.Event, emit bool) []schema.Alert {
 			d.stats.Late++
 		}
 		// Rule timing is sampled on one event in timingSample and scaled:
-		// a clock read per rule per event cost ~13% of evaluation.
+		// a clock read per rule per event cost ~13% of evaluation, and
+		// one in 16 still ~3% on a VM with a slow clock.
 		sample := (d.stats.Events-1)%timingSample == 0 // the first event is always timed
 		var start time.Time
 		if sample {
 			start = time.Now()
 		}
-		for _, rs := range d.rules {
-			// Why: an Alert is large; returning one per rule per event,
-			// even empty, cost more than the conditions themselves.
-			if d.match(rs, ev, late, emit) {
-				if a, fired := d.evaluate(rs, ev, late, horizon, emit); fired && emit {
-					alerts = append(alerts, a)
+		var skip []bool
+		if d.index != nil {
+			skip = d.index.skips(ev)
+		}
+		for j, rs := range d.rules {
+			if skip != nil && skip[j] {
+				// The condition would be false (ruleindex.go); it still
+				// counts as evaluated, as in match.
+				if !late || !rs.stateful {
+					rs.stats.Evals++
+				}
+			} else if d.match(rs, ev, late, emit) {
+				if a := d.evaluate(rs, ev, late, horizon, emit); a != nil {
+					alerts = append(alerts, *a)
 					d.stats.Alerts++
 					rs.stats.Alerts++
 				}
@@ -234,15 +285,14 @@ func (d *Detector) process(evs []schema.Event, emit bool) []schema.Alert {
 // match runs one rule's condition on one event and reports whether it
 // matched; a condition error is kept as a rule error.
 func (d *Detector) match(rs *ruleState, ev *schema.Event, late, emit bool) bool {
-	r := rs.rule
-	if late && r.stateful() {
+	if late && rs.stateful {
 		// Why: a late event would rewrite a window that may already have
 		// been judged; skipping it keeps results independent of arrival
 		// timing beyond the allowed lateness.
 		return false
 	}
 	rs.stats.Evals++
-	ok, err := r.condition().eval(&d.vm, ev)
+	ok, err := rs.cond.eval(&d.vm, ev)
 	if err != nil {
 		d.ruleError(rs, ev, err, emit)
 		return false
@@ -253,14 +303,15 @@ func (d *Detector) match(rs *ruleState, ev *schema.Event, late, emit bool) bool 
 	return ok
 }
 
-// evaluate handles a match of one rule on one event and reports whether
-// it fired.
-func (d *Detector) evaluate(rs *ruleState, ev *schema.Event, late bool, horizon time.Time, emit bool) (schema.Alert, bool) {
-	r := rs.rule
-	if k := r.ruleKind(); k != nil {
-		return k.observe(d, rs, ev, horizon, emit)
+// evaluate handles a match of one rule on one event and returns the alert
+// it fired, or nil (always nil when emit is false). An alert is built only
+// when one fires: an empty Alert (~1.5 KB) returned per rule per event cost
+// more than the conditions.
+func (d *Detector) evaluate(rs *ruleState, ev *schema.Event, late bool, horizon time.Time, emit bool) *schema.Alert {
+	if rs.kind != nil {
+		return rs.kind.observe(d, rs, ev, horizon, emit)
 	}
-	if r.Window == nil {
+	if rs.rule.Window == nil {
 		return d.single(rs, ev, late, emit)
 	}
 	return d.threshold(rs, ev, horizon, emit)
@@ -268,56 +319,59 @@ func (d *Detector) evaluate(rs *ruleState, ev *schema.Event, late bool, horizon 
 
 // single handles a windowless rule's match: an alert per event, suppressed
 // per actor when the rule sets suppress.
-func (d *Detector) single(rs *ruleState, ev *schema.Event, late, emit bool) (schema.Alert, bool) {
+func (d *Detector) single(rs *ruleState, ev *schema.Event, late, emit bool) *schema.Alert {
 	r := rs.rule
-	values := []string{actor(ev)}
+	d.vals = append(d.vals[:0], actor(ev))
 	// A late event alerts without consulting or changing suppression
 	// state: a windowless rule needs no window, and state stays a function
 	// of in-order events only.
 	if r.Suppress > 0 && !late {
-		d.keyBuf = appendKeyValue(d.keyBuf[:0], values[0])
+		d.keyBuf = appendKeyValue(d.keyBuf[:0], d.vals[0])
 		g := d.touch(rs)
 		t := toInstant(ev.Timestamp)
 		if t < g.until {
 			d.suppressed(rs)
-			return schema.Alert{}, false
+			return nil
 		}
 		g.until = t.add(r.Suppress)
 	}
 	if !emit {
-		return schema.Alert{}, false
+		return nil
 	}
 	f := fired{first: toInstant(ev.Timestamp), count: 1, value: 1}
 	f.last = f.first
 	if ev.Event.ID != "" {
 		f.ids = []string{ev.Event.ID}
 	}
-	return d.alert(rs, values, ev, f, ev.Event.ID), true
+	return d.alert(rs, d.vals, ev, f, ev.Event.ID)
 }
 
 // threshold handles a threshold rule's match.
-func (d *Detector) threshold(rs *ruleState, ev *schema.Event, horizon time.Time, emit bool) (schema.Alert, bool) {
+func (d *Detector) threshold(rs *ruleState, ev *schema.Event, horizon time.Time, emit bool) *schema.Alert {
 	w := rs.rule.Window
 	if err := d.groupKey(rs, ev); err != nil {
 		d.ruleError(rs, ev, err, emit)
-		return schema.Alert{}, false
+		return nil
 	}
-	var x any
-	if w.field != nil {
-		// Evaluated before touching state, so an error leaves none behind.
-		var err error
-		if x, err = d.vm.Run(w.field, ev); err != nil {
-			d.ruleError(rs, ev, fmt.Errorf("%s %s: %w", w.Agg, w.Field, err), emit)
-			return schema.Alert{}, false
-		}
-	}
+	// The aggregated field is read before touching state, so an error
+	// leaves none behind.
+	var value string
 	var num float64
-	if w.Agg == AggSum || w.Agg == AggAvg {
-		var err error
-		if num, err = toFloat(x); err != nil {
-			d.ruleError(rs, ev, fmt.Errorf("%s %s: %w", w.Agg, w.Field, err), emit)
-			return schema.Alert{}, false
+	var err error
+	switch {
+	case w.Agg == AggDistinct:
+		value, err = rs.value.read(&d.vm, ev)
+	case rs.num != nil:
+		num = rs.num(ev)
+	case w.Agg == AggSum || w.Agg == AggAvg:
+		var x any
+		if x, err = d.vm.Run(w.field, ev); err == nil {
+			num, err = toFloat(x)
 		}
+	}
+	if err != nil {
+		d.ruleError(rs, ev, fmt.Errorf("%s %s: %w", w.Agg, w.Field, err), emit)
+		return nil
 	}
 	g := d.touch(rs)
 	t := toInstant(ev.Timestamp)
@@ -331,11 +385,11 @@ func (d *Detector) threshold(rs *ruleState, ev *schema.Event, horizon time.Time,
 		p := g.insert(t, ev.Event.ID)
 		i, j, ok := g.firing(p, w.Count, rs.over)
 		if !ok {
-			return schema.Alert{}, false
+			return nil
 		}
 		if t < g.until {
 			d.suppressed(rs)
-			return schema.Alert{}, false
+			return nil
 		}
 		if emit {
 			f = fired{first: g.evs[i].t, last: g.evs[j].t, count: j - i + 1, value: float64(j - i + 1), ids: sampleIDs(g.evs[i : j+1])}
@@ -346,16 +400,16 @@ func (d *Detector) threshold(rs *ruleState, ev *schema.Event, horizon time.Time,
 		if g.agg == nil {
 			g.agg = &aggState{newest: t}
 		}
-		if n := g.agg.distinct(t, over, formatValue(x), ev.Event.ID, w.MaxDistinct); n > 0 {
+		if n := g.agg.distinct(t, over, value, ev.Event.ID, w.MaxDistinct); n > 0 {
 			rs.stats.DistinctEvictions += uint64(n)
 			d.stats.DistinctEvictions += uint64(n)
 		}
 		if len(g.agg.heap) < w.Count {
-			return schema.Alert{}, false
+			return nil
 		}
 		if t < g.until {
 			d.suppressed(rs)
-			return schema.Alert{}, false
+			return nil
 		}
 		f = g.agg.distinctFired()
 	case AggSum, AggAvg:
@@ -364,20 +418,20 @@ func (d *Detector) threshold(rs *ruleState, ev *schema.Event, horizon time.Time,
 		}
 		g.agg.numeric(g, t, over, num, ev.Event.ID)
 		if len(g.evs) == 0 || g.agg.aggregate(w.Agg) < w.Threshold {
-			return schema.Alert{}, false
+			return nil
 		}
 		if t < g.until {
 			d.suppressed(rs)
-			return schema.Alert{}, false
+			return nil
 		}
 		f = g.agg.numericFired(g, w.Agg)
 	}
 	// The group stays quiet for suppress after the triggering event.
 	g.until = t.add(rs.rule.Suppress)
 	if !emit {
-		return schema.Alert{}, false
+		return nil
 	}
-	return d.alert(rs, d.vals, ev, f, ""), true
+	return d.alert(rs, d.vals, ev, f, "")
 }
 
 func (d *Detector) suppressed(rs *ruleState) {
@@ -387,8 +441,7 @@ func (d *Detector) suppressed(rs *ruleState) {
 
 // groupKey evaluates the window's group_by fields into d.vals and d.keyBuf.
 func (d *Detector) groupKey(rs *ruleState, ev *schema.Event) error {
-	w := rs.rule.Window
-	if err := d.keyOf(rs, w.GroupBy, w.programs, ev); err != nil {
+	if err := d.keyOf(rs, ev); err != nil {
 		return fmt.Errorf("group_by %w", err)
 	}
 	return nil

@@ -23,6 +23,12 @@
 // deduplicate alerts across processes, or route events by group key: the
 // caller keys the input so that a group's events reach one Detector.
 //
+// Speed: conditions, keys and terms on plain fields run as Go closures over
+// typed field readers rather than on the expr VM (fast.go, fast_group.go),
+// and a per-event rule index skips the rules an event provably cannot match
+// (ruleindex.go, ruleindex_scan.go); each is checked against the VM by
+// tests, and none changes a result or counter.
+//
 // Delivery: alerts are returned synchronously from Observe; the detector keeps
 // no outbox. Alert ids are deterministic (rule, group key, window start), so a
 // sink that writes idempotently turns at-least-once replay into

@@ -238,6 +238,22 @@ func (fc *fastCompiler) compile(n ast.Node) (fastExpr, error) {
 		if m == nil {
 			return fastExpr{}, fastUnsupported("call of %s", id.Value)
 		}
+		if b, ok := n.Arguments[0].(*ast.BinaryNode); ok && b.Operator == "+" {
+			// A concatenation is built in a stack buffer and only copied
+			// for the regexp, when the prefilter lets it through.
+			parts, err := fc.concatParts(b)
+			if err != nil {
+				return fastExpr{}, err
+			}
+			return fastBool(func(e *schema.Event) bool {
+				var buf [512]byte
+				b := buf[:0]
+				for _, p := range parts {
+					b = append(b, p(e)...)
+				}
+				return m.matchBytes(b)
+			}), nil
+		}
 		arg, err := fc.compile(n.Arguments[0])
 		if err != nil {
 			return fastExpr{}, err
@@ -465,6 +481,21 @@ func fastStringOp(op string, l, r fastExpr) func(*schema.Event) bool {
 
 // concat compiles a chain of string `+` into one concatenation.
 func (fc *fastCompiler) concat(n *ast.BinaryNode) (fastExpr, error) {
+	parts, err := fc.concatParts(n)
+	if err != nil {
+		return fastExpr{}, err
+	}
+	return fastString(func(e *schema.Event) string {
+		var buf [8]string
+		for i, p := range parts {
+			buf[i] = p(e)
+		}
+		return strings.Join(buf[:len(parts)], "")
+	}), nil
+}
+
+// concatParts compiles the operands of a chain of string `+`, at most 8.
+func (fc *fastCompiler) concatParts(n *ast.BinaryNode) ([]func(*schema.Event) string, error) {
 	var parts []func(*schema.Event) string
 	var walk func(n ast.Node) error
 	walk = func(n ast.Node) error {
@@ -485,18 +516,12 @@ func (fc *fastCompiler) concat(n *ast.BinaryNode) (fastExpr, error) {
 		return nil
 	}
 	if err := walk(n); err != nil {
-		return fastExpr{}, err
+		return nil, err
 	}
 	if len(parts) > 8 {
-		return fastExpr{}, fastUnsupported("+ of %d strings", len(parts))
+		return nil, fastUnsupported("+ of %d strings", len(parts))
 	}
-	return fastString(func(e *schema.Event) string {
-		var buf [8]string
-		for i, p := range parts {
-			buf[i] = p(e)
-		}
-		return strings.Join(buf[:len(parts)], "")
-	}), nil
+	return parts, nil
 }
 
 func (k fastKind) String() string {

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/expr-lang/expr/vm"
-
 	"github.com/trailwatch/trailwatch/normalize/schema"
 )
 
@@ -19,8 +17,8 @@ type kind interface {
 	// reaches (RuleSet.MaxWindow); durable state does not count.
 	span() time.Duration
 	// observe handles an event that matched the rule's where, never a
-	// late one.
-	observe(d *Detector, rs *ruleState, ev *schema.Event, horizon time.Time, emit bool) (schema.Alert, bool)
+	// late one, and returns the alert fired or nil (as evaluate).
+	observe(d *Detector, rs *ruleState, ev *schema.Event, horizon time.Time, emit bool) *schema.Alert
 }
 
 // groupState is a kind's state in one group.
@@ -56,25 +54,21 @@ func (r *Rule) stateful() bool { return r.Window != nil || r.ruleKind() != nil }
 type detectorExt struct {
 	changes []StateChange
 	termBuf []byte
+	valBuf  []byte
 	steps   []int
+	used    []seqPoint
 }
 
 // keyOf evaluates a rule's key fields (group_by, or a kind's `by`) into
-// d.vals and d.keyBuf: plain fields are read directly (fast_group.go), the
-// rest run on the VM.
-func (d *Detector) keyOf(rs *ruleState, fields []string, progs []*vm.Program, ev *schema.Event) error {
+// d.vals and d.keyBuf: plain fields through their typed readers
+// (fast_group.go), the rest on the VM.
+func (d *Detector) keyOf(rs *ruleState, ev *schema.Event) error {
 	d.vals = d.vals[:0]
 	d.keyBuf = d.keyBuf[:0]
-	for i, prog := range progs {
-		var v string
-		if get := fastGroupKey(fields[i]); get != nil {
-			v = get(ev)
-		} else {
-			out, err := d.vm.Run(prog, ev)
-			if err != nil {
-				return fmt.Errorf("%s: %w", rs.names[i], err)
-			}
-			v = formatValue(out)
+	for i := range rs.keys {
+		v, err := rs.keys[i].read(&d.vm, ev)
+		if err != nil {
+			return fmt.Errorf("%s: %w", rs.names[i], err)
 		}
 		d.keyBuf = appendKeyValue(d.keyBuf, v)
 		d.vals = append(d.vals, v)

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 
@@ -257,29 +256,26 @@ func (ts *termState) dropped(g *group) {
 	}
 }
 
-func (nt *NewTerms) observe(d *Detector, rs *ruleState, ev *schema.Event, _ time.Time, emit bool) (schema.Alert, bool) {
+func (nt *NewTerms) observe(d *Detector, rs *ruleState, ev *schema.Event, _ time.Time, emit bool) *schema.Alert {
 	// The term and key are evaluated before touching state, so an error
 	// or a missing value leaves none behind.
 	d.ext.termBuf = d.ext.termBuf[:0]
-	var values []string
-	for i, prog := range nt.fields {
-		out, err := d.vm.Run(prog, ev)
+	for i := range rs.terms {
+		v, ok, err := rs.terms[i].read(&d.vm, d.ext.valBuf[:0], ev)
+		d.ext.valBuf = v
 		if err != nil {
 			d.ruleError(rs, ev, fmt.Errorf("new_terms.fields %s: %w", nt.Fields[i], err), emit)
-			return schema.Alert{}, false
+			return nil
 		}
-		if out == nil || reflect.ValueOf(out).IsZero() {
-			return schema.Alert{}, false // a missing value is no term
+		if !ok {
+			return nil // a missing value is no term
 		}
-		v := formatValue(out)
-		d.ext.termBuf = appendKeyValue(d.ext.termBuf, v)
-		if emit {
-			values = append(values, v)
-		}
+		d.ext.termBuf = binary.AppendUvarint(d.ext.termBuf, uint64(len(v)))
+		d.ext.termBuf = append(d.ext.termBuf, v...)
 	}
-	if err := d.keyOf(rs, nt.By, nt.programs, ev); err != nil {
+	if err := d.keyOf(rs, ev); err != nil {
 		d.ruleError(rs, ev, fmt.Errorf("by %w", err), emit)
-		return schema.Alert{}, false
+		return nil
 	}
 	t := toInstant(ev.Timestamp)
 	g := d.touch(rs)
@@ -307,21 +303,22 @@ func (nt *NewTerms) observe(d *Detector, rs *ruleState, ev *schema.Event, _ time
 			heap.Fix(&ts.heap, tm.index)
 			ts.record(g, tm)
 		}
-		return schema.Alert{}, false
+		return nil
 	}
 	known := len(ts.heap)
 	d.addTerm(rs, g, ts, string(d.ext.termBuf), last, ts.first, true)
 	if created || time.Duration(t-ts.first) < nt.Learning {
-		return schema.Alert{}, false
+		return nil
 	}
 	if t < g.until {
 		d.suppressed(rs)
-		return schema.Alert{}, false
+		return nil
 	}
 	g.until = t.add(rs.rule.Suppress)
 	if !emit {
-		return schema.Alert{}, false
+		return nil
 	}
+	values := termValues(d.ext.termBuf, len(nt.Fields))
 	f := fired{first: t, last: t, count: 1, value: float64(known)}
 	if ev.Event.ID != "" {
 		f.ids = []string{ev.Event.ID}
@@ -342,5 +339,17 @@ func (nt *NewTerms) observe(d *Detector, rs *ruleState, ev *schema.Event, _ time
 	if desc := groupDesc(rs.names, d.vals); desc != "" {
 		a.Message += " for " + desc
 	}
-	return a, true
+	return a
+}
+
+// termValues splits a term built by appendKeyValue back into its n
+// values; only a firing rule needs them.
+func termValues(term []byte, n int) []string {
+	values := make([]string, 0, n)
+	for len(term) > 0 {
+		l, w := binary.Uvarint(term)
+		values = append(values, string(term[w:w+int(l)]))
+		term = term[w+int(l):]
+	}
+	return values
 }

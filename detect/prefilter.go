@@ -58,10 +58,13 @@ type info struct {
 // matcher is a compiled constant `matches` pattern with its prefilter.
 type matcher struct {
 	re     *regexp.Regexp
-	lits   []string // lowercased; nil: no prefilter, always run re
+	lits   []string // lowercased, sorted; nil: no prefilter, always run re
 	hazard bool
-	pairs  [256]uint64 // bitmap over pairKey of each literal's first two bytes
-	single [256]bool   // the one-byte literals
+	// starts is a bitmap over the two input bytes at a position (first
+	// byte high) marking where a literal of two or more bytes may start,
+	// with ASCII case folded in; nil when there is no such literal.
+	starts *[1 << 16 / 64]uint64
+	single [256]bool // the one-byte literals, in either case
 }
 
 // newMatcher compiles pattern with regexp.Compile (the same semantics as
@@ -79,17 +82,34 @@ func newMatcher(pattern string) (*matcher, error) {
 	}
 	in := analyze(tree)
 	if usable(in.req) {
-		m.lits, m.hazard = in.req, in.hazard
+		m.lits, m.hazard = slices.Sorted(slices.Values(in.req)), in.hazard
 		for _, l := range m.lits {
 			if len(l) == 1 {
-				m.single[l[0]] = true
+				for _, c := range bothCases(l[0]) {
+					m.single[c] = true
+				}
 				continue
 			}
-			k := pairKey(l[0], l[1])
-			m.pairs[k>>6] |= 1 << (k & 63)
+			if m.starts == nil {
+				m.starts = new([1 << 16 / 64]uint64)
+			}
+			for _, a := range bothCases(l[0]) {
+				for _, b := range bothCases(l[1]) {
+					k := uint16(a)<<8 | uint16(b)
+					m.starts[k>>6] |= 1 << (k & 63)
+				}
+			}
 		}
 	}
 	return m, nil
+}
+
+// bothCases returns the bytes whose ASCII lowercase is c (c is lowercase).
+func bothCases(c byte) []byte {
+	if 'a' <= c && c <= 'z' {
+		return []byte{c, c - 'a' + 'A'}
+	}
+	return []byte{c}
 }
 
 // match reports whether s matches the pattern.
@@ -100,38 +120,73 @@ func (m *matcher) match(s string) bool {
 	return m.re.MatchString(s)
 }
 
+// matchBytes is match for an input the caller built in a buffer (a
+// concatenation): the buffer is only scanned, and copied for the regexp.
+func (m *matcher) matchBytes(b []byte) bool {
+	if m.lits != nil && !mayMatchIn(m, b) {
+		return false
+	}
+	return m.re.MatchString(string(b))
+}
+
 // mayMatch is the prefilter: false means s cannot match the pattern.
-func (m *matcher) mayMatch(s string) bool {
+func (m *matcher) mayMatch(s string) bool { return mayMatchIn(m, s) }
+
+// mayMatchIn is mayMatch over a string or a byte slice. It looks at each
+// position once: a one-byte literal there, or a two-byte start of a
+// longer one, which is then verified against the literals sharing those
+// two bytes (m.lits is sorted, so they are adjacent).
+func mayMatchIn[T string | []byte](m *matcher, s T) bool {
 	if m.lits == nil {
 		return true
 	}
 	if m.hazard && !isASCII(s) {
 		return true
 	}
-	for i := 0; i < len(s); i++ {
-		if m.single[lowerASCII[s[i]]] {
+	n := len(s)
+	if n == 0 {
+		return false
+	}
+	for i := 0; i+1 < n; i++ {
+		if m.single[s[i]] {
 			return true
 		}
-		if i+1 == len(s) {
-			break
-		}
-		k := pairKey(lowerASCII[s[i]], lowerASCII[s[i+1]])
-		if m.pairs[k>>6]&(1<<(k&63)) == 0 {
+		if m.starts == nil {
 			continue
 		}
-		for _, l := range m.lits {
-			if hasPrefixFold(s[i:], l) {
-				return true
-			}
+		k := uint16(s[i])<<8 | uint16(s[i+1])
+		if m.starts[k>>6]&(1<<(k&63)) != 0 && verify(m, s[i:]) {
+			return true
+		}
+	}
+	return m.single[s[n-1]]
+}
+
+// verify reports whether s starts with one of the literals of two or more
+// bytes, folding ASCII case; len(s) >= 2.
+func verify[T string | []byte](m *matcher, s T) bool {
+	a, b := lowerASCII[s[0]], lowerASCII[s[1]]
+	// The first literal not below a+b: literals are sorted bytewise.
+	lits := m.lits
+	lo, hi := 0, len(lits)
+	for lo < hi {
+		h := int(uint(lo+hi) >> 1)
+		l := lits[h]
+		if l[0] < a || l[0] == a && (len(l) < 2 || l[1] < b) {
+			lo = h + 1
+		} else {
+			hi = h
+		}
+	}
+	for _, l := range lits[lo:] {
+		if len(l) < 2 || l[0] != a || l[1] != b {
+			return false
+		}
+		if hasPrefixFold(s, l) {
+			return true
 		}
 	}
 	return false
-}
-
-// pairKey hashes two lowercased bytes into 14 bits; collisions only cost
-// a verification.
-func pairKey(a, b byte) uint16 {
-	return uint16(a&0x7f)<<7 | uint16(b&0x7f)
 }
 
 var lowerASCII = func() (t [256]byte) {
@@ -146,7 +201,7 @@ var lowerASCII = func() (t [256]byte) {
 
 // hasPrefixFold reports whether s starts with lit (lowercased), folding
 // ASCII case.
-func hasPrefixFold(s, lit string) bool {
+func hasPrefixFold[T string | []byte](s T, lit string) bool {
 	if len(s) < len(lit) {
 		return false
 	}
@@ -158,7 +213,7 @@ func hasPrefixFold(s, lit string) bool {
 	return true
 }
 
-func isASCII(s string) bool {
+func isASCII[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
 			return false

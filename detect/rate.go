@@ -60,10 +60,10 @@ func (r *Rate) bucket(t instant) int64 {
 	return b
 }
 
-func (r *Rate) observe(d *Detector, rs *ruleState, ev *schema.Event, _ time.Time, emit bool) (schema.Alert, bool) {
-	if err := d.keyOf(rs, r.By, r.programs, ev); err != nil {
+func (r *Rate) observe(d *Detector, rs *ruleState, ev *schema.Event, _ time.Time, emit bool) *schema.Alert {
+	if err := d.keyOf(rs, ev); err != nil {
 		d.ruleError(rs, ev, fmt.Errorf("by %w", err), emit)
-		return schema.Alert{}, false
+		return nil
 	}
 	t := toInstant(ev.Timestamp)
 	b := r.bucket(t)
@@ -90,12 +90,12 @@ func (r *Rate) observe(d *Detector, rs *ruleState, ev *schema.Event, _ time.Time
 		}
 		st.newest, st.curFirst, st.ids = b, t, st.ids[:0]
 	case b <= st.newest-size:
-		return schema.Alert{}, false // older than the ring: cannot matter
+		return nil // older than the ring: cannot matter
 	}
 	st.first = min(st.first, b)
 	st.ring[((b%size)+size)%size]++
 	if b != st.newest {
-		return schema.Alert{}, false // only the current bucket fires
+		return nil // only the current bucket fires
 	}
 	st.curFirst = min(st.curFirst, t)
 	if len(st.ids) < maxSamples && ev.Event.ID != "" {
@@ -103,11 +103,11 @@ func (r *Rate) observe(d *Detector, rs *ruleState, ev *schema.Event, _ time.Time
 	}
 	cur := st.ring[((b%size)+size)%size]
 	if st.fired == b || int(cur) < r.MinCount {
-		return schema.Alert{}, false
+		return nil
 	}
 	done := min(nb, b-st.first)
 	if time.Duration(done)*r.Interval < r.MinHistory || done == 0 {
-		return schema.Alert{}, false
+		return nil
 	}
 	var sum uint64
 	for i := b - done; i < b; i++ {
@@ -115,16 +115,16 @@ func (r *Rate) observe(d *Detector, rs *ruleState, ev *schema.Event, _ time.Time
 	}
 	mean := float64(sum) / float64(done)
 	if float64(cur) < r.Factor*mean {
-		return schema.Alert{}, false
+		return nil
 	}
 	st.fired = b
 	if t < g.until {
 		d.suppressed(rs)
-		return schema.Alert{}, false
+		return nil
 	}
 	g.until = t.add(rs.rule.Suppress)
 	if !emit {
-		return schema.Alert{}, false
+		return nil
 	}
 	f := fired{first: st.curFirst, last: t, count: int(cur), value: float64(cur), ids: append([]string(nil), st.ids...)}
 	a := d.alert(rs, d.vals, ev, f, "")
@@ -136,7 +136,7 @@ func (r *Rate) observe(d *Detector, rs *ruleState, ev *schema.Event, _ time.Time
 	if desc := groupDesc(rs.names, d.vals); desc != "" {
 		a.Message += " for " + desc
 	}
-	return a, true
+	return a
 }
 
 // expire reports whether every future non-late event (bucket at or after

@@ -44,7 +44,7 @@ func (d *Detector) Reload(set *RuleSet) ReloadResult {
 		prev, ok := old[r.ID]
 		switch {
 		case ok && prev.rule.hash == r.hash:
-			prev.rule = r
+			prev.bind(r)
 			kept[prev] = true
 			rules = append(rules, prev)
 			res.Kept = append(res.Kept, r.ID)
@@ -71,6 +71,7 @@ func (d *Detector) Reload(set *RuleSet) ReloadResult {
 		g = prev
 	}
 	d.rules = rules
+	d.index = newRuleIndex(rules)
 	d.set = set
 	return res
 }

@@ -73,7 +73,7 @@ type seqPoint struct {
 
 func (p seqPoint) before(q seqPoint) bool { return p.t < q.t || p.t == q.t && p.n < q.n }
 
-func (s *Sequence) observe(d *Detector, rs *ruleState, ev *schema.Event, horizon time.Time, emit bool) (schema.Alert, bool) {
+func (s *Sequence) observe(d *Detector, rs *ruleState, ev *schema.Event, horizon time.Time, emit bool) *schema.Alert {
 	// Step conditions and the key are evaluated before touching state, so
 	// an error leaves none behind.
 	matched := d.ext.steps[:0]
@@ -81,7 +81,7 @@ func (s *Sequence) observe(d *Detector, rs *ruleState, ev *schema.Event, horizon
 		ok, err := st.cond.eval(&d.vm, ev)
 		if err != nil {
 			d.ruleError(rs, ev, fmt.Errorf("sequence.steps[%d] %s: %w", i, st.Name, err), emit)
-			return schema.Alert{}, false
+			return nil
 		}
 		if ok {
 			matched = append(matched, i)
@@ -89,11 +89,11 @@ func (s *Sequence) observe(d *Detector, rs *ruleState, ev *schema.Event, horizon
 	}
 	d.ext.steps = matched
 	if len(matched) == 0 {
-		return schema.Alert{}, false
+		return nil
 	}
-	if err := d.keyOf(rs, s.By, s.programs, ev); err != nil {
+	if err := d.keyOf(rs, ev); err != nil {
 		d.ruleError(rs, ev, fmt.Errorf("by %w", err), emit)
-		return schema.Alert{}, false
+		return nil
 	}
 	g := d.touch(rs)
 	st, _ := g.state.(*seqState)
@@ -115,6 +115,10 @@ func (s *Sequence) observe(d *Detector, rs *ruleState, ev *schema.Event, horizon
 			rs.stats.StepEvictions++
 			d.stats.StepEvictions++
 		}
+		if n := len(pts); n == 0 || pts[n-1].before(e) {
+			st.steps[i] = append(pts, e) // the common case: in order
+			continue
+		}
 		p, _ := slices.BinarySearchFunc(pts, e, func(a, b seqPoint) int {
 			if a.before(b) {
 				return -1
@@ -123,21 +127,25 @@ func (s *Sequence) observe(d *Detector, rs *ruleState, ev *schema.Event, horizon
 		})
 		st.steps[i] = slices.Insert(pts, p, e)
 	}
+	// used is the detector's scratch buffer: it is only read before the
+	// next event.
 	var used []seqPoint
+	var ok bool
 	if s.Ordered {
 		if matched[len(matched)-1] != len(s.Steps)-1 {
-			return schema.Alert{}, false // an ordered sequence completes on its last step
+			return nil // an ordered sequence completes on its last step
 		}
-		used = st.completeOrdered(s, e)
+		used, ok = st.completeOrdered(s, e, d.ext.used[:0])
 	} else {
-		used = st.completeAny(s, e)
+		used, ok = st.completeAny(s, e, d.ext.used[:0])
 	}
-	if used == nil {
-		return schema.Alert{}, false
+	d.ext.used = used[:0]
+	if !ok {
+		return nil
 	}
 	if e.t < g.until {
 		d.suppressed(rs)
-		return schema.Alert{}, false
+		return nil
 	}
 	g.until = e.t.add(rs.rule.Suppress)
 	var counts []string
@@ -151,7 +159,7 @@ func (s *Sequence) observe(d *Detector, rs *ruleState, ev *schema.Event, horizon
 		st.steps[i] = st.steps[i][:0]
 	}
 	if !emit {
-		return schema.Alert{}, false
+		return nil
 	}
 	f := fired{first: used[0].t, last: used[len(used)-1].t, count: len(used), value: float64(len(used))}
 	for _, p := range used {
@@ -171,16 +179,16 @@ func (s *Sequence) observe(d *Detector, rs *ruleState, ev *schema.Event, horizon
 	if desc := groupDesc(rs.names, d.vals); desc != "" {
 		a.Message += " for " + desc
 	}
-	return a, true
+	return a
 }
 
 // completeOrdered looks for the sequence ending at e, the newest events of
 // each step that fit: the last step's count events up to and including e,
 // each earlier step's count events before the next step's first, all
-// within the window. It returns the events used, in order, or nil.
-func (st *seqState) completeOrdered(s *Sequence, e seqPoint) []seqPoint {
+// within the window. It appends the events used to used, in order, and
+// reports whether there are any.
+func (st *seqState) completeOrdered(s *Sequence, e seqPoint, used []seqPoint) ([]seqPoint, bool) {
 	bound, inclusive := e, true
-	var used []seqPoint
 	for i := len(s.Steps) - 1; i >= 0; i-- {
 		pts := st.steps[i]
 		k := len(pts)
@@ -189,23 +197,22 @@ func (st *seqState) completeOrdered(s *Sequence, e seqPoint) []seqPoint {
 		}
 		c := s.Steps[i].Count
 		if k < c {
-			return nil
+			return used, false
 		}
 		used = append(used, pts[k-c:k]...)
 		bound, inclusive = pts[k-c], false
 	}
 	if e.t-bound.t >= st.within {
-		return nil
+		return used, false
 	}
 	slices.SortFunc(used, cmpPoints)
-	return used
+	return used, true
 }
 
 // completeAny looks for every step's count events up to and including e,
-// in any order, within the window. It returns the distinct events used, in
-// order, or nil.
-func (st *seqState) completeAny(s *Sequence, e seqPoint) []seqPoint {
-	var used []seqPoint
+// in any order, within the window. It appends the distinct events used
+// to used, in order, and reports whether there are any.
+func (st *seqState) completeAny(s *Sequence, e seqPoint, used []seqPoint) ([]seqPoint, bool) {
 	for i, step := range s.Steps {
 		pts := st.steps[i]
 		k := len(pts)
@@ -213,17 +220,18 @@ func (st *seqState) completeAny(s *Sequence, e seqPoint) []seqPoint {
 			k--
 		}
 		if k < step.Count {
-			return nil
+			return used, false
 		}
 		for _, p := range pts[k-step.Count : k] {
 			if e.t-p.t >= st.within {
-				return nil
+				return used, false
 			}
 			used = append(used, p)
 		}
 	}
 	slices.SortFunc(used, cmpPoints)
-	return slices.CompactFunc(used, func(a, b seqPoint) bool { return a.n == b.n })
+	used = slices.CompactFunc(used, func(a, b seqPoint) bool { return a.n == b.n })
+	return used, len(used) > 0
 }
 
 func cmpPoints(a, b seqPoint) int {

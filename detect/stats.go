@@ -62,7 +62,7 @@ type RuleStats struct {
 	TermEvictions uint64
 	StepEvictions uint64
 	// EvalTime is the cumulative time spent evaluating the rule's
-	// condition and group key, measured on one event in 16 and scaled.
+	// condition and group key, measured on one event in 64 and scaled.
 	EvalTime time.Duration
 	// Groups is the number of group states the rule holds now.
 	Groups int

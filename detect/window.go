@@ -53,6 +53,9 @@ type point struct {
 // O(1); append reallocates (copying only live entries) when capacity runs
 // out. vals, when the window sums a field, is kept parallel.
 func (g *group) prune(cut instant) int {
+	if len(g.evs) == 0 || g.evs[0].t > cut {
+		return 0 // the common case: nothing to drop
+	}
 	k := sort.Search(len(g.evs), func(i int) bool { return g.evs[i].t > cut })
 	if k > 0 {
 		g.evs = g.evs[k:]
