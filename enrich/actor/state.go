@@ -193,6 +193,13 @@ func (e *Enricher) remove(a *actor) {
 // caller that never drains would make deletions pile up: past twice the
 // actor bounds they are dropped and counted.
 func (e *Enricher) change(key string, a *actor) {
+	if strings.HasPrefix(key, "ip:") {
+		// IP-only actors have no first sightings, the only state that
+		// outlives the detect stage's warm-up replay; the replay rebuilds
+		// their sessions and replay windows. Persisting them would write a
+		// record per client address per batch.
+		return
+	}
 	if _, ok := e.pending[key]; !ok {
 		if len(e.order) >= 2*(e.cfg.MaxActors+e.cfg.MaxIPActors) {
 			e.st.ChangesDropped += uint64(len(e.order))
