@@ -3,8 +3,6 @@ package stages
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -19,15 +17,7 @@ import (
 // (grouped by source.ip), with repartitioning on.
 func keyedHandlers(t *testing.T) (*Detect, *KeyedDetect) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "burst.yaml")
-	if err := os.WriteFile(path, []byte(threshold), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rs, err := detect.LoadFiles(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	book := NewRuleBook(rs, detect.DefaultConfig())
+	book := NewRuleBook(ruleSet(t, threshold), detect.DefaultConfig())
 	m := NewDetectMetrics(nil)
 	h := NewDetect("enriched", "alerts", "dlq", book, m, nil)
 	h.RepartitionTopic, h.DedupIDs = "repart", 1000

@@ -158,16 +158,23 @@ func eventRecs(t *testing.T, start time.Time, from, n int) []*kgo.Record {
 	return out
 }
 
-func newDetectHandler(t *testing.T) *Detect {
+// ruleSet loads one rule file's content, as the pipeline loads rules.
+func ruleSet(t *testing.T, content string) *detect.RuleSet {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "burst.yaml")
-	if err := os.WriteFile(path, []byte(threshold), 0o600); err != nil {
+	path := filepath.Join(t.TempDir(), "rule.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rs, err := detect.LoadFiles(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rs
+}
+
+func newDetectHandler(t *testing.T) *Detect {
+	t.Helper()
+	rs := ruleSet(t, threshold)
 	return NewDetect("enriched", "alerts", "dlq", NewRuleBook(rs, detect.DefaultConfig()), NewDetectMetrics(nil), nil)
 }
 

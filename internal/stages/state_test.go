@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -31,15 +29,7 @@ new_terms: {by: [trailwatch.actor], fields: [source.geo.country_iso_code], histo
 // "state" topic of cluster c, with the actor enricher on.
 func stateHandler(t *testing.T, c *kfake.Cluster) *Detect {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "new-country.yaml")
-	if err := os.WriteFile(path, []byte(newCountryRule), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rs, err := detect.LoadFiles(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := NewDetect("enriched", "alerts", "dlq", NewRuleBook(rs, detect.DefaultConfig()), NewDetectMetrics(nil), nil)
+	h := NewDetect("enriched", "alerts", "dlq", NewRuleBook(ruleSet(t, newCountryRule), detect.DefaultConfig()), NewDetectMetrics(nil), nil)
 	cfg := enrich.DefaultConfig()
 	en, err := enrich.New(cfg, nil)
 	if err != nil {
