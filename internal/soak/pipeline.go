@@ -109,6 +109,8 @@ type pipelineSpec struct {
 	// tmpfsCollect mounts a 4 MiB tmpfs as the collector's data dir, for
 	// the disk-full fault.
 	tmpfsCollect bool
+	// s3 is the collect.s3 block (s3Feed.collectorYAML), or "".
+	s3 string
 }
 
 type fileSource struct {
@@ -130,7 +132,7 @@ kafka:
 collect:
   redact: {key: soak-fingerprint-key-0123456789abcdef}
   files:
-%[4]s
+%[4]s%[10]s
 detect:
   rules: [%[5]s]
 %[6]s
@@ -187,7 +189,7 @@ func startPipeline(t testing.TB, s pipelineSpec) *pipeline {
 			}
 		}
 		cfg := filepath.Join(s.dir, name+".yaml")
-		write(t, cfg, fmt.Sprintf(pipelineConf, data, strings.Join(s.brokers, ","), s.run, files.String(), rules, index, s.slackURL, slackExtra, s.partition))
+		write(t, cfg, fmt.Sprintf(pipelineConf, data, strings.Join(s.brokers, ","), s.run, files.String(), rules, index, s.slackURL, slackExtra, s.partition, s.s3))
 		pr := newProc(t, name, filepath.Join(s.dir, name+".stderr"), p.bin, "run", "-c", cfg, "--stages", strings.Join(stages, ","))
 		pr.start(t)
 		p.procs = append(p.procs, pr)

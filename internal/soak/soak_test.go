@@ -58,6 +58,7 @@ func TestSoak(t *testing.T) {
 
 	gw := startGateways(t, filepath.Join(dir, "gw"))
 	slack := startSlack(t)
+	feed := newS3Feed(t, run)
 	spec := pipelineSpec{
 		run: run, dir: filepath.Join(dir, "pipeline"), brokers: brokers, osURL: osURL, slackURL: slack.srv.GetAPIURL(),
 		logGlobs: []fileSource{
@@ -66,6 +67,7 @@ func TestSoak(t *testing.T) {
 		},
 		stages:       [][]string{{"collect"}, {"normalize"}, {"detect"}, {"detect"}, {"index"}, {"notify"}},
 		tmpfsCollect: true,
+		s3:           feed.collectorYAML(),
 	}
 	pl := startPipeline(t, spec)
 	es := search{osURL}
@@ -104,7 +106,10 @@ func TestSoak(t *testing.T) {
 	fctx, stopFaults := context.WithCancel(ctx)
 	faultsDone := make(chan struct{})
 	go func() { defer close(faultsDone); runFaults(fctx, start, faults, &log) }()
+	feedDone := make(chan struct{})
+	go func() { defer close(feedDone); feed.runFor(ctx, pr.duration, 3*time.Second) }()
 	gen.runFor(ctx, pr.duration)
+	<-feedDone
 	<-faultsDone
 	stopFaults()
 	t.Logf("traffic done after %s; %d requests, random kill hit %s", time.Since(start).Round(time.Second), len(gen.sent()), randomKilled)
@@ -128,7 +133,7 @@ func TestSoak(t *testing.T) {
 			rep.problem("fault %s", f)
 		}
 	}
-	v := &verifier{run: run, brokers: brokers, es: es, gw: gw, gen: gen, slack: slack, pipeline: pl}
+	v := &verifier{run: run, brokers: brokers, es: es, gw: gw, gen: gen, slack: slack, pipeline: pl, s3: feed}
 	v.verify(ctx, &rep)
 
 	var b strings.Builder

@@ -34,6 +34,12 @@ type report struct {
 	SlackRefused             map[int]int
 	Fresh                    string
 	Problems                 []string
+
+	// The S3 feed: objects uploaded (CloudTrail, ALB), and per kind the
+	// records uploaded, indexed, missing and indexed more than once.
+	S3Objects, S3CTObjects, S3ALBObjects         int
+	CTIn, CTIndexed, CTMissing, CTDuplicates     int
+	ALBIn, ALBIndexed, ALBMissing, ALBDuplicates int
 }
 
 // ok reports whether the run proved what the soak promises.
@@ -55,6 +61,9 @@ func (r *report) table(w io.Writer) {
 	row("missing, lost to copytruncate's copy/truncate gap", r.MissingCopyOnly)
 	row("invented", r.Invented)
 	row("wrong fields", r.WrongFields)
+	row("S3 objects uploaded (CloudTrail + ALB)", fmt.Sprintf("%d (%d + %d)", r.S3Objects, r.S3CTObjects, r.S3ALBObjects))
+	row("CloudTrail records in / indexed / missing / duplicates", fmt.Sprintf("%d / %d / %d / %d", r.CTIn, r.CTIndexed, r.CTMissing, r.CTDuplicates))
+	row("ALB lines in / indexed / missing / duplicates", fmt.Sprintf("%d / %d / %d / %d", r.ALBIn, r.ALBIndexed, r.ALBMissing, r.ALBDuplicates))
 	row("malformed lines written", r.Malformed)
 	row("malformed lines in DLQ (with reason)", r.DLQ)
 	row("alerts expected", r.AlertsExpected)
@@ -165,6 +174,7 @@ type verifier struct {
 	gen      *generator
 	slack    *slackServer
 	pipeline *pipeline
+	s3       *s3Feed // nil: no S3 feed in this run
 }
 
 // verify checks the trail against what the gateways logged.
@@ -195,9 +205,13 @@ func (v *verifier) verify(ctx context.Context, r *report) {
 	re := regexp.MustCompile(`^/[a-z]+/soak/` + v.run + `/(\d+)$`)
 	seen := map[int]int{}
 	leaks, otherIndexed := 0, 0
+	s3c := &s3Check{events: map[string]int{}, lines: map[string]int{}}
 	err := v.es.scan(ctx, v.run+"-events", func(id string, src json.RawMessage) {
 		if strings.Contains(string(src), "CANARY") {
 			leaks++
+		}
+		if v.s3 != nil && v.s3.take(s3c, src) {
+			return
 		}
 		var d indexedDoc
 		if json.Unmarshal(src, &d) != nil {
@@ -263,6 +277,9 @@ func (v *verifier) verify(ctx context.Context, r *report) {
 	}
 	if r.Logged == 0 {
 		r.problem("the gateways logged nothing")
+	}
+	if v.s3 != nil {
+		v.s3.report(s3c, r)
 	}
 
 	v.verifyAlerts(ctx, r)
