@@ -97,16 +97,18 @@ func TestDecodeEventGoldens(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no goldens found: %v", err)
 	}
+	decoded := 0
 	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws := goldenEvents(t, data)
+		if len(raws) == 0 {
+			continue // a golden of rejected lines only holds no event
+		}
+		decoded += len(raws)
 		t.Run(file, func(t *testing.T) {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raws := goldenEvents(t, data)
-			if len(raws) == 0 {
-				t.Skip("no events")
-			}
 			for _, raw := range raws {
 				if !assertDecodesLikeJSON(t, raw) {
 					t.Errorf("fast path refused an indented golden event: %s", raw)
@@ -120,6 +122,9 @@ func TestDecodeEventGoldens(t *testing.T) {
 				}
 			}
 		})
+	}
+	if decoded == 0 {
+		t.Fatal("no golden holds an event")
 	}
 }
 

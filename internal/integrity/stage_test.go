@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/internal/integrity"
 	"github.com/trailwatch/trailwatch/internal/pipeline"
+	"github.com/trailwatch/trailwatch/internal/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -235,21 +237,14 @@ func TestStageKafka(t *testing.T) {
 		done := make(chan struct{})
 		go func() { defer close(done); _ = r.Run(rctx) }()
 		defer func() { cancel(); <-done }()
-		deadline := time.Now().Add(30 * time.Second)
 		for p := int32(0); p < 2; p++ {
-			for {
+			testenv.WaitFor(t, fmt.Sprintf("partition %d's last checkpoint to end at %d", p, wantTo), 30*time.Second, func() bool {
 				last, err := ks.Last(ctx, p)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if last != nil && last.To == wantTo {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("partition %d: last checkpoint %+v, want one ending at %d", p, last, wantTo)
-				}
-				time.Sleep(50 * time.Millisecond) // polling an observable condition
-			}
+				return last != nil && last.To == wantTo
+			})
 		}
 	}
 	produce(200)

@@ -41,12 +41,16 @@ func restartService(run, name string, down time.Duration, ready func() bool) fun
 		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 			return err
 		}
-		for i := 0; syscall.Kill(pid, 0) == nil; i++ {
-			if i == 600 { // 60s: a stuck JVM is killed
+		// Not our child: nothing to wait on but the pid itself.
+		tick := time.NewTicker(100 * time.Millisecond)
+		killAt := time.Now().Add(time.Minute) // a stuck JVM is killed
+		for syscall.Kill(pid, 0) == nil {
+			if time.Now().After(killAt) {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
-			time.Sleep(100 * time.Millisecond)
+			<-tick.C
 		}
+		tick.Stop()
 		pause(ctx, down)
 		logf, err := os.OpenFile(filepath.Join(run, name, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {

@@ -18,7 +18,7 @@ import (
 // real node in every mode, runs again (everything unchanged), then tampers
 // with a stored template and runs again (that template and the target's
 // mapping updated). Lifecycle policies are left out: the test node has no
-// ISM plugin (see TestSetupWithoutISM and TestSetupRequests).
+// ISM plugin (see TestSetupLifecycleOnRealNode and TestSetupRequests).
 func TestSetupIsIdempotentOnOpenSearch(t *testing.T) {
 	addr := nodeURL(t)
 	tests := []struct {
@@ -150,19 +150,28 @@ func TestSetupMapsTypes(t *testing.T) {
 	}
 }
 
-// TestSetupWithoutISM runs the lifecycle step against the real node, which
-// has no ISM plugin: Setup must say so, not pretend retention is in place.
-func TestSetupWithoutISM(t *testing.T) {
+// TestSetupLifecycleOnRealNode runs the lifecycle step against the real
+// node. The test node has no ISM plugin: Setup must say so, not pretend
+// retention is in place. A node with the plugin must end up holding the
+// policy.
+func TestSetupLifecycleOnRealNode(t *testing.T) {
 	addr := nodeURL(t)
-	if nodeDo(t, http.MethodGet, addr+"/_plugins/_ism/policies", nil) == http.StatusOK {
-		t.Skip("this node has the ISM plugin; TestSetupRequests covers the policy bodies")
-	}
+	hasISM := nodeDo(t, http.MethodGet, addr+"/_plugins/_ism/policies", nil) == http.StatusOK
 	cfg := testConfig(t, addr)
 	cfg.Mode = ModeDaily
 	cfg.EventsRetentionDays = 30
 	ix := newIndexer(t, cfg)
 	t.Cleanup(func() { cleanupSetup(t, addr, cfg) })
 	rep, err := ix.Setup(t.Context())
+	if hasISM {
+		if err != nil {
+			t.Fatalf("Setup on a node with ISM: %v", err)
+		}
+		if code := nodeDo(t, http.MethodGet, addr+"/_plugins/_ism/policies/"+cfg.EventsIndex+"-lifecycle", nil); code != http.StatusOK {
+			t.Errorf("ISM policy after Setup: HTTP %d, want 200", code)
+		}
+		return
+	}
 	if err == nil || !strings.Contains(err.Error(), "ism policy "+cfg.EventsIndex+"-lifecycle") ||
 		!strings.Contains(err.Error(), ErrLifecycleUnavailable.Error()) {
 		t.Fatalf("Setup = %v, want the ISM policy step to fail with ErrLifecycleUnavailable", err)
