@@ -289,22 +289,6 @@ stop() {
 	rm -rf "$RUN_DIR"
 }
 
-status() {
-	if tw_pid_alive "$PIDFILE" "$MARKER"; then
-		echo "kafka: running, pid $(<"$PIDFILE"), bootstrap 127.0.0.1:$KAFKA_PORT"
-		return 0
-	fi
-	echo "kafka: not running"
-	return 3
-}
+status() { tw_status kafka "bootstrap 127.0.0.1:$KAFKA_PORT" "$PIDFILE" "$MARKER"; }
 
-case ${1:-} in
-start) start ;;
-stop) stop ;;
-status) status ;;
-fetch) fetch ;;
-*)
-	echo "usage: $0 {start|stop|status|fetch}" >&2
-	exit 2
-	;;
-esac
+tw_main "$@"

@@ -142,3 +142,26 @@ tw_fetch() {
 	) 9>"$dir.lock" || rc=$?
 	((rc == 0)) || tw_die "Maven could not fetch the jars for $(basename "$dir") (full log: $dir/mvn.log)"
 }
+
+# tw_status NAME WHERE PIDFILE MARKER prints whether a service is running
+# (exit 0) or not (exit 3).
+tw_status() {
+	if tw_pid_alive "$3" "$4"; then
+		echo "$1: running, pid $(<"$3"), $2"
+		return 0
+	fi
+	echo "$1: not running"
+	return 3
+}
+
+# tw_main VERB runs the calling service script's start, stop, status or
+# fetch function.
+tw_main() {
+	case ${1:-} in
+	start | stop | status | fetch) "$1" ;;
+	*)
+		echo "usage: $0 {start|stop|status|fetch}" >&2
+		exit 2
+		;;
+	esac
+}

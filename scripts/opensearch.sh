@@ -167,22 +167,6 @@ stop() {
 	rm -rf "$RUN_DIR"
 }
 
-status() {
-	if tw_pid_alive "$PIDFILE" "$MARKER"; then
-		echo "opensearch: running, pid $(<"$PIDFILE"), $URL"
-		return 0
-	fi
-	echo "opensearch: not running"
-	return 3
-}
+status() { tw_status opensearch "$URL" "$PIDFILE" "$MARKER"; }
 
-case ${1:-} in
-start) start ;;
-stop) stop ;;
-status) status ;;
-fetch) fetch ;;
-*)
-	echo "usage: $0 {start|stop|status|fetch}" >&2
-	exit 2
-	;;
-esac
+tw_main "$@"

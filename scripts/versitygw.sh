@@ -116,13 +116,4 @@ status() {
 	return 1
 }
 
-case ${1:-} in
-start) start ;;
-stop) stop ;;
-status) status ;;
-fetch) fetch ;;
-*)
-	echo "usage: $0 {start|stop|status|fetch}" >&2
-	exit 2
-	;;
-esac
+tw_main "$@"
