@@ -283,11 +283,22 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 	if cfg.runs(stageNormalize) {
 		h := stages.NewNormalize(t.Events, t.DLQ, reg)
 		h.Specs = cfg.Normalize.Sources
+		if cfg.runs(stageIntegrity) {
+			// Both stages read every raw record and hash it: one read and
+			// one digest serve both (docs/integrity.md, "Where the chain is
+			// built").
+			chain, err := a.newIntegrity(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			h.Chain = chain
+			a.log.Info("integrity chain built by the normalize stage")
+		}
 		if err := newRunner(stageNormalize, []string{t.Raw}, h); err != nil {
 			return nil, nil, err
 		}
 	}
-	if cfg.runs(stageIntegrity) {
+	if cfg.runs(stageIntegrity) && !cfg.runs(stageNormalize) {
 		h, err := a.newIntegrity(ctx)
 		if err != nil {
 			return nil, nil, err

@@ -13,8 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Version is the checkpoint format version this package writes and reads.
-const Version = 1
+// Version is the checkpoint format version this package writes: 2 chains
+// each range as one segment (Segment). Verify also reads format 1, which
+// linked every record (Link).
+const Version = 2
 
 // Checkpoint is a signed statement: the records of Topic partition Partition
 // at offsets From..To (Count of them) chain from StartHead to ChainHead.
@@ -73,6 +75,24 @@ func (c *Checkpoint) SignedBytes() []byte {
 	return b
 }
 
+// Fold recomputes the chain head after the records at offsets with digests
+// ds, from StartHead, as the checkpoint's format defines it.
+func (c *Checkpoint) Fold(offsets []int64, ds []Hash) Hash {
+	if c.V == 1 {
+		head := c.StartHead
+		for i, d := range ds {
+			head = Link(head, offsets[i], d)
+		}
+		return head
+	}
+	var s Segment
+	s.Reset(c.StartHead)
+	for i, d := range ds {
+		s.Add(offsets[i], d)
+	}
+	return s.Head()
+}
+
 // Hash identifies the checkpoint; the next checkpoint's Prev points at it.
 func (c *Checkpoint) Hash() Hash { return sha256.Sum256(c.SignedBytes()) }
 
@@ -102,8 +122,8 @@ func (c *Checkpoint) CheckSignature(keys map[string]ed25519.PublicKey) error {
 // wellFormed checks what the signature cannot: the fields agree.
 func (c *Checkpoint) wellFormed() error {
 	switch {
-	case c.V != Version:
-		return fmt.Errorf("version %d, want %d", c.V, Version)
+	case c.V != 1 && c.V != Version:
+		return fmt.Errorf("version %d, want 1 or %d", c.V, Version)
 	case c.From < 0 || c.To < c.From:
 		return fmt.Errorf("offsets %d..%d", c.From, c.To)
 	case c.Count != c.To-c.From+1:

@@ -101,7 +101,8 @@ type Checkpointer struct {
 // chainState is one partition's chain and its not yet checkpointed segment.
 type chainState struct {
 	next    int64 // next offset expected; -1 before the first record
-	head    Hash
+	head    Hash  // after the last checkpoint
+	seg     Segment
 	prevCk  Hash
 	from    int64
 	start   Hash
@@ -149,6 +150,18 @@ func (h *Checkpointer) Revoked(_ string, p int32) {
 // unreadable during recovery, the checkpoint file unwritable) makes the
 // runner retry the batch, which recovers again from the topic.
 func (h *Checkpointer) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record, error) {
+	return h.HandleDigests(ctx, recs, nil)
+}
+
+// HandleDigests is Handle for a stage that already computed each record's
+// digest (RecordDigest) while reading it: the normalize stage, which needs
+// the digest for every event's provenance anyway, extends the chain this
+// way without a second fetch of the raw topic or a second SHA-256. digests
+// is parallel to recs; nil computes them here.
+func (h *Checkpointer) HandleDigests(ctx context.Context, recs []*kgo.Record, digests []Hash) ([]*kgo.Record, error) {
+	if digests != nil && len(digests) != len(recs) {
+		return nil, fmt.Errorf("integrity: %d digests for %d records", len(digests), len(recs))
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	// The runner hands over a new batch only after the previous one's
@@ -161,7 +174,11 @@ func (h *Checkpointer) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.R
 		for j < len(recs) && recs[j].Partition == p {
 			j++
 		}
-		cks, err := h.handlePartition(ctx, p, recs[i:j])
+		var ds []Hash
+		if digests != nil {
+			ds = digests[i:j]
+		}
+		cks, err := h.handlePartition(ctx, p, recs[i:j], ds)
 		if err != nil {
 			// Forget the partition: the retry recovers from the topic.
 			delete(h.parts, p)
@@ -254,7 +271,7 @@ func (h *Checkpointer) RunFlush(ctx context.Context, produce func(context.Contex
 	}
 }
 
-func (h *Checkpointer) handlePartition(ctx context.Context, p int32, recs []*kgo.Record) ([]*Checkpoint, error) {
+func (h *Checkpointer) handlePartition(ctx context.Context, p int32, recs []*kgo.Record, digests []Hash) ([]*Checkpoint, error) {
 	var out []*Checkpoint
 	st := h.parts[p]
 	first := recs[0].Offset
@@ -267,8 +284,12 @@ func (h *Checkpointer) handlePartition(ctx context.Context, p int32, recs []*kgo
 		}
 		h.parts[p] = st
 	}
-	for _, r := range recs {
-		h.add(st, r, &out)
+	for i, r := range recs {
+		if digests != nil {
+			h.add(st, r, digests[i], &out)
+		} else {
+			h.add(st, r, h.dg.Digest(r), &out)
+		}
 	}
 	if st.count > 0 && h.now().Sub(st.first) >= h.cfg.CheckpointInterval {
 		out = append(out, h.cut(p, st))
@@ -295,7 +316,7 @@ func (h *Checkpointer) recover(ctx context.Context, p int32, first int64, out *[
 	h.log.Info("re-hashing raw records after the last checkpoint", "partition", p, "from", st.next, "to", first-1)
 	err = h.read(ctx, p, st.next, first-1, func(r *kgo.Record) error {
 		if r.Offset < first {
-			h.add(st, r, out)
+			h.add(st, r, h.dg.Digest(r), out)
 		}
 		return nil
 	})
@@ -305,9 +326,9 @@ func (h *Checkpointer) recover(ctx context.Context, p int32, first int64, out *[
 	return st, nil
 }
 
-// add extends the chain by r, cutting a checkpoint at CheckpointEvery
-// records or before a gap in the offsets.
-func (h *Checkpointer) add(st *chainState, r *kgo.Record, out *[]*Checkpoint) {
+// add extends the chain by r, whose digest is d, cutting a checkpoint at
+// CheckpointEvery records or before a gap in the offsets.
+func (h *Checkpointer) add(st *chainState, r *kgo.Record, d Hash, out *[]*Checkpoint) {
 	switch {
 	case st.next >= 0 && r.Offset < st.next:
 		return // already covered by a checkpoint
@@ -321,12 +342,12 @@ func (h *Checkpointer) add(st *chainState, r *kgo.Record, out *[]*Checkpoint) {
 	}
 	if st.count == 0 {
 		st.from, st.start, st.first = r.Offset, st.head, r.Timestamp
+		st.seg.Reset(st.head)
 		if h.cfg.RecordDigests {
 			st.digests = make([]byte, 0, h.cfg.CheckpointEvery*prefixLen)
 		}
 	}
-	d := h.dg.Digest(r)
-	st.head = Link(st.head, r.Offset, d)
+	st.seg.Add(r.Offset, d)
 	if h.cfg.RecordDigests {
 		st.digests = append(st.digests, d[:prefixLen]...)
 	}
@@ -340,6 +361,7 @@ func (h *Checkpointer) add(st *chainState, r *kgo.Record, out *[]*Checkpoint) {
 
 // cut signs the pending segment of st and starts the next one.
 func (h *Checkpointer) cut(p int32, st *chainState) *Checkpoint {
+	st.head = st.seg.Head()
 	c := &Checkpoint{
 		V: Version, Topic: h.rawTopic, Partition: p,
 		From: st.from, To: st.next - 1, Count: st.count,

@@ -251,11 +251,13 @@ func checkRange(ctx context.Context, src Source, c *Checkpoint, rep *Report, add
 		return fmt.Errorf("verify partition %d offsets %d..%d: %w", c.Partition, c.From, c.To, err)
 	}
 	rep.Records += int64(len(rs))
-	head, inOrder := c.StartHead, int64(len(rs)) == c.Count
+	inOrder := int64(len(rs)) == c.Count
+	offs, ds := make([]int64, len(rs)), make([]Hash, len(rs))
 	for i, r := range rs {
-		head = Link(head, r.off, r.d)
+		offs[i], ds[i] = r.off, r.d
 		inOrder = inOrder && r.off == c.From+int64(i)
 	}
+	head := c.Fold(offs, ds)
 	if head == c.ChainHead && inOrder {
 		return nil
 	}
