@@ -126,6 +126,7 @@ type Family struct {
 	Rules *RuleSet
 
 	programs []*vm.Program
+	proj     *Projection // what the rules read; see Fields
 }
 
 // Route is one family an event goes to, with the record key to use.
@@ -160,6 +161,9 @@ func NewRouter(set *RuleSet) *Router {
 			rt.families = append(rt.families, f)
 		}
 		f.Rules.rules = append(f.Rules.rules, r)
+	}
+	for _, f := range rt.families {
+		f.proj = fieldsOf(f.Rules.rules)
 	}
 	return rt
 }

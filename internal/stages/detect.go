@@ -25,6 +25,11 @@ import (
 // fields) the record was routed for.
 const HeaderFamily = "tw.family"
 
+// HeaderFields identifies, on a repartition record, the fields its event
+// was projected to (detect.Projection.ID): "all" for a whole event. A
+// record without it carries a whole event.
+const HeaderFields = "tw.fields"
+
 // Detect runs the rules over the events topic. Every event is enriched
 // (GeoIP/ASN, IP lists, trusted proxies, user agent, actor correlation)
 // before the rules see it, and goes to the enriched topic; alerts go to the
@@ -44,6 +49,13 @@ type Detect struct {
 	// Empty runs every rule here, which is right only with one partition
 	// (or when every rule is actor-local).
 	RepartitionTopic string
+	// RepartitionWhole sends whole events to the repartition topic. By
+	// default (false) each record carries only the fields its family's
+	// rules can read (detect.Family.Fields), which raises the same alerts
+	// from far smaller records; whole events are for a keyed stage that
+	// may run other rules than this process (see docs/rules.md, "Reloading
+	// rules").
+	RepartitionWhole bool
 	// Enricher adds context to each batch before the rules see it; nil
 	// passes events through unchanged.
 	Enricher enrich.Enricher
@@ -70,11 +82,17 @@ type Detect struct {
 	mu     sync.Mutex
 	parts  map[int32]*partDetector
 	routes []detect.Route
-	// famHeaders holds each family's repartition record headers, shared
-	// by its records (the producer only reads them).
+	// famHeaders holds each family's repartition record headers, by
+	// family name and projection id, shared by its records (the producer
+	// only reads them).
 	famHeaders map[string][]kgo.RecordHeader
 	// evBuf holds the events of the batch being handled.
 	evBuf []schema.Event
+	// proj is the scratch event a family's projection is written to
+	// before it is encoded; projected holds the event's projections
+	// encoded so far, by field set.
+	proj      schema.Event
+	projected []projectedValue
 }
 
 // partDetector is one partition's detector and duplicate filter.
@@ -97,8 +115,9 @@ func NewDetect(enriched, alerts, dlq string, book *RuleBook, m *DetectMetrics, l
 // DetectMetrics exports the counters of every detector of a process's
 // detect handlers, summed, under one set of metric names.
 type DetectMetrics struct {
-	dlq prometheus.Counter
-	dup prometheus.Counter
+	dlq      prometheus.Counter
+	dup      prometheus.Counter
+	mismatch prometheus.Counter
 
 	mu   sync.Mutex
 	srcs []interface{ detectors() []*detect.Detector }
@@ -110,9 +129,11 @@ func NewDetectMetrics(reg prometheus.Registerer) *DetectMetrics {
 	m := &DetectMetrics{
 		dlq: prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_detect_dlq_total", Help: "Events sent to the dead-letter topic by the detect stage."}),
 		dup: prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_detect_duplicates_total", Help: "Events dropped because the same event id was just seen in the partition (a producer retry)."}),
+		mismatch: prometheus.NewCounter(prometheus.CounterOpts{Name: "trailwatch_detect_projection_mismatches_total",
+			Help: "Repartition records whose event was projected for other rules than the keyed stage runs now (a rule change in flight)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.dlq, m.dup, detectCollector{m})
+		reg.MustRegister(m.dlq, m.dup, m.mismatch, detectCollector{m})
 	}
 	return m
 }
@@ -385,10 +406,12 @@ func (h *Detect) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record,
 				continue
 			}
 			h.routes = router.Route(&evs[i], h.routes[:0])
+			h.projected = h.projected[:0]
 			for _, rt := range h.routes {
+				val, fields := h.repartitionValue(arena, rt.Family, &evs[i], body)
 				r := arena.record()
-				r.Topic, r.Key, r.Value, r.Timestamp = h.RepartitionTopic, rt.Key, body, kr.Timestamp
-				r.Headers = h.familyHeaders(rt.Family.Name)
+				r.Topic, r.Key, r.Value, r.Timestamp = h.RepartitionTopic, rt.Key, val, kr.Timestamp
+				r.Headers = h.familyHeaders(rt.Family.Name, fields)
 				routed = append(routed, timedRecord{evs[i].Timestamp, r})
 			}
 		}
@@ -408,16 +431,46 @@ func (h *Detect) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record,
 	return out, nil
 }
 
-// familyHeaders returns the headers of a repartition record for family.
-func (h *Detect) familyHeaders(family string) []kgo.RecordHeader {
-	if hs, ok := h.famHeaders[family]; ok {
+// repartitionValue returns the value of ev's repartition record for
+// family f, and the id of the fields it holds. A family gets the fields its
+// rules read, encoded once per event and field set (families reading the
+// same fields share it): most of an enriched event is of no use to them,
+// and encoding, compressing, fetching and decoding it again cost a quarter
+// of the process's CPU. whole is ev's full encoding.
+func (h *Detect) repartitionValue(arena *recordArena, f *detect.Family, ev *schema.Event, whole []byte) ([]byte, string) {
+	p := f.Fields()
+	if h.RepartitionWhole || p.Whole() {
+		return whole, "all"
+	}
+	id := p.ID()
+	for _, e := range h.projected {
+		if e.id == id {
+			return e.val, id
+		}
+	}
+	val := arena.event(p.Apply(&h.proj, ev), len(whole)/2)
+	h.projected = append(h.projected, projectedValue{id, val})
+	return val, id
+}
+
+// projectedValue is an event's encoding projected to the fields id.
+type projectedValue struct {
+	id  string
+	val []byte
+}
+
+// familyHeaders returns the headers of a repartition record for family,
+// its event projected to fields (a projection id).
+func (h *Detect) familyHeaders(family, fields string) []kgo.RecordHeader {
+	key := family + "\x00" + fields
+	if hs, ok := h.famHeaders[key]; ok {
 		return hs
 	}
 	if h.famHeaders == nil {
 		h.famHeaders = map[string][]kgo.RecordHeader{}
 	}
-	hs := []kgo.RecordHeader{{Key: HeaderFamily, Value: []byte(family)}}
-	h.famHeaders[family] = hs
+	hs := []kgo.RecordHeader{{Key: HeaderFamily, Value: []byte(family)}, {Key: HeaderFields, Value: []byte(fields)}}
+	h.famHeaders[key] = hs
 	return hs
 }
 

@@ -17,7 +17,8 @@ import (
 
 // KeyedDetect runs the rules grouped by keys other than the actor, over the
 // repartition topic that Detect fills: each record is an enriched event,
-// keyed by one family's key values and naming the family in a header. A
+// projected to the fields its family's rules read (HeaderFields), keyed by
+// one family's key values and naming the family in a header. A
 // partition has a detector per family, built on first use, dropped on
 // revocation and rebuilt from the partition's recent history (Warm), as
 // for Detect. Several processes split the repartition topic's partitions,
@@ -43,6 +44,9 @@ type KeyedDetect struct {
 	parts map[int32]*keyedPart
 	// evBuf holds the events of the batch being handled (or warmed).
 	evBuf []schema.Event
+	// warned holds the (family, projection id) pairs already logged as
+	// not matching the rules, so a rule change logs once, not per record.
+	warned map[string]bool
 }
 
 // keyedPart is one repartition partition's detectors, by family name.
@@ -138,6 +142,7 @@ func (h *KeyedDetect) decode(ctx context.Context, recs []*kgo.Record) ([]*keyedB
 	}
 	var batches []*keyedBatch
 	var bad map[*kgo.Record]string
+	_, router, _ := h.book.current()
 	fail := func(kr *kgo.Record, reason string) {
 		if bad == nil {
 			bad = map[*kgo.Record]string{}
@@ -150,6 +155,7 @@ func (h *KeyedDetect) decode(ctx context.Context, recs []*kgo.Record) ([]*keyedB
 			fail(kr, "repartition record without a "+HeaderFamily+" header")
 			continue
 		}
+		h.checkFields(router, fam, kr)
 		b := idx[batchKey{kr.Partition, fam}]
 		evs := b.evs[:len(b.evs)+1]
 		ev := &evs[len(evs)-1]
@@ -172,6 +178,30 @@ func (h *KeyedDetect) decode(ctx context.Context, recs []*kgo.Record) ([]*keyedB
 		b.evs = evs
 	}
 	return batches, bad, nil
+}
+
+// checkFields counts (and logs once per family and field set) a record
+// whose event was projected for other rules than the family's now: it was
+// routed before a rule change reached the process that routed it, and a
+// rule reading a field the projection dropped sees it empty. The record
+// is still processed — the family's other rules need it — as a record
+// routed by the old rules would have been.
+func (h *KeyedDetect) checkFields(router *detect.Router, fam string, kr *kgo.Record) {
+	fields := Header(kr, HeaderFields)
+	f := router.Family(fam)
+	if fields == "" || fields == "all" || f == nil || fields == f.Fields().ID() {
+		return
+	}
+	h.m.mismatch.Inc()
+	key := fam + "\x00" + fields
+	if h.warned[key] {
+		return
+	}
+	if h.warned == nil {
+		h.warned = map[string]bool{}
+	}
+	h.warned[key] = true
+	h.log.Warn("repartition record projected for other rules", "family", fam, "fields", fields, "want", f.Fields().ID(), "partition", kr.Partition, "offset", kr.Offset)
 }
 
 // part returns partition p's state, reading its changelog on first use.
