@@ -501,6 +501,9 @@ func plainPrefix(s string) int {
 	return i
 }
 
+// AppendJSONString appends s as a JSON string; invalid UTF-8 becomes \ufffd.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
+
 // appendString writes s as a JSON string. Invalid UTF-8 becomes \ufffd, as
 // encoding/json does.
 func appendString(b []byte, s string) []byte {

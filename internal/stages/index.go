@@ -2,7 +2,6 @@ package stages
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -47,21 +46,14 @@ func NewIndex(eventsTopic, alertsTopic, dlqTopic string, w outputs.EventWriter, 
 	return h
 }
 
-type docHead struct {
-	Timestamp time.Time `json:"@timestamp"`
-	Event     struct {
-		ID string `json:"id"`
-	} `json:"event"`
-}
-
 // Handle implements pipeline.Handler.
 func (h *Index) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record, error) {
 	var out []*kgo.Record
 	docs := make([]outputs.Document, 0, len(recs))
 	src := make([]*kgo.Record, 0, len(recs))
 	for _, kr := range recs {
-		var head docHead
-		if err := json.Unmarshal(kr.Value, &head); err != nil || head.Event.ID == "" {
+		id, ts, err := readDocHead(kr.Value)
+		if err != nil || id == "" {
 			reason := "document has no event.id"
 			if err != nil {
 				reason = "decode document: " + err.Error()
@@ -74,7 +66,7 @@ func (h *Index) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record, 
 		if kr.Topic == h.AlertsTopic {
 			kind = "alerts"
 		}
-		docs = append(docs, outputs.Document{Kind: kind, ID: head.Event.ID, Timestamp: head.Timestamp, Body: kr.Value})
+		docs = append(docs, outputs.Document{Kind: kind, ID: id, Timestamp: ts, Body: kr.Value})
 		src = append(src, kr)
 	}
 	bo := pipeline.Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second}

@@ -3,11 +3,8 @@ package elasticsearch
 import (
 	"fmt"
 	"net/http"
-	"sync"
 
 	"github.com/elastic/go-elasticsearch/v8/esutil"
-
-	"github.com/trailwatch/trailwatch/outputs"
 )
 
 // maxReason bounds a failure reason: a request-level failure carries the
@@ -55,62 +52,4 @@ func truncate(s string) string {
 		return s
 	}
 	return s[:maxReason] + "…"
-}
-
-// results collects per-document outcomes from the bulk workers' callbacks.
-// Once finish has run, late callbacks (a Write whose ctx ended) are ignored.
-type results struct {
-	mu       sync.Mutex
-	done     bool
-	resolved []bool
-	errs     map[int]outputs.ItemError
-}
-
-func newResults(n int) *results {
-	return &results{resolved: make([]bool, n), errs: map[int]outputs.ItemError{}}
-}
-
-func (r *results) ok(i int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.done {
-		r.resolved[i] = true
-	}
-}
-
-func (r *results) fail(i int, retry bool, reason string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.done || r.resolved[i] {
-		return
-	}
-	r.resolved[i] = true
-	r.errs[i] = outputs.ItemError{Index: i, Retryable: retry, Reason: reason}
-}
-
-// finish seals the results: every document without an answer is marked
-// retryable with flushErr (or a missing-response reason) — nothing is ever
-// reported stored without the server saying so.
-func (r *results) finish(flushErr error) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.done = true
-	reason := "no response for this document from the bulk request"
-	if flushErr != nil {
-		reason = truncate("flush: " + flushErr.Error())
-	}
-	var be outputs.BatchError
-	for i, ok := range r.resolved {
-		if e, failed := r.errs[i]; failed {
-			be.Items = append(be.Items, e)
-			continue
-		}
-		if !ok {
-			be.Items = append(be.Items, outputs.ItemError{Index: i, Retryable: true, Reason: reason})
-		}
-	}
-	if len(be.Items) == 0 {
-		return nil
-	}
-	return &be
 }

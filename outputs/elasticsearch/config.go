@@ -84,10 +84,12 @@ type Config struct {
 	// 5 MB. Write always flushes before returning, so this only splits large
 	// batches into several requests.
 	FlushBytes int `koanf:"flush_bytes"`
-	// FlushInterval flushes partially filled buffers. Default 5s; since
-	// Write flushes explicitly, it matters only for concurrent writers.
+	// FlushInterval is not used any more: Write sends its documents at once
+	// and waits for the answer, so nothing waits in a buffer. It is still
+	// accepted (and validated) so existing configurations load.
 	FlushInterval time.Duration `koanf:"flush_interval"`
-	// Workers is the number of concurrent bulk requests. Default 2.
+	// Workers is the number of concurrent bulk requests, across concurrent
+	// Writes; Write cuts a batch into this many parts. Default 2.
 	Workers int `koanf:"workers"`
 	// RequestTimeout bounds one bulk or admin request including the
 	// transport's own retries. Default 30s.

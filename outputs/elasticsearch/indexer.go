@@ -1,6 +1,5 @@
 // Package elasticsearch indexes trailwatch documents (events and alerts)
-// into Elasticsearch 8/9 or OpenSearch through go-elasticsearch's
-// esutil.BulkIndexer.
+// into Elasticsearch 8/9 or OpenSearch with go-elasticsearch's bulk API.
 //
 // Every document is written with the bulk "create" action under its
 // deterministic _id, so a re-delivered document answers 409 and counts as
@@ -10,6 +9,13 @@
 // retryable (429, 5xx, 413, connection or request-level failure) or
 // permanent (any other 4xx, e.g. a mapping conflict, with the server's
 // type and reason).
+//
+// The write path is built for CPU per document, since the indexer shares
+// its machine with the node: Write appends the action lines and bodies
+// straight into a pooled request buffer (no per-document allocation or
+// goroutine hand-off), asks for a filtered response (status and error of
+// each item only), and when the response's top-level "errors" is false it
+// does not decode the items at all.
 //
 // The package deliberately does not retry with backoff, split batches or
 // dead-letter: the caller does, driven by the *outputs.BatchError. It does
@@ -26,6 +32,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -34,7 +41,6 @@ import (
 
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	es "github.com/elastic/go-elasticsearch/v8"
-	"github.com/elastic/go-elasticsearch/v8/esutil"
 
 	"github.com/trailwatch/trailwatch/internal/config"
 	"github.com/trailwatch/trailwatch/outputs"
@@ -49,18 +55,20 @@ type Indexer struct {
 	cfg    Config
 	log    *slog.Logger
 	client *es.Client
-	bulk   esutil.BulkIndexer
+	// requests holds a token per bulk request in flight: at most
+	// cfg.Workers, across concurrent Writes.
+	requests chan struct{}
 
-	// mu is held shared by every Write and exclusively by Close: Add on a
-	// closed BulkIndexer panics, so Close waits for in-flight Writes.
+	// mu is held shared by every Write and exclusively by Close, so Close
+	// waits for in-flight Writes before closing the client.
 	mu     sync.RWMutex
 	closed atomic.Bool
 }
 
 var _ outputs.EventWriter = (*Indexer)(nil)
 
-// New validates cfg, resolves its secrets and builds the client and bulk
-// indexer. It does not contact the server.
+// New validates cfg, resolves its secrets and builds the client. It does
+// not contact the server.
 func New(cfg Config, logger *slog.Logger) (*Indexer, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -73,43 +81,11 @@ func New(cfg Config, logger *slog.Logger) (*Indexer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
-	ix := &Indexer{cfg: cfg, log: logger, client: client}
-	ix.bulk, err = esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
-		Client:        client,
-		NumWorkers:    cfg.Workers,
-		FlushBytes:    cfg.FlushBytes,
-		FlushInterval: cfg.FlushInterval,
-		// The workers send bulk requests under context.Background(); these
-		// hooks bound each request by request_timeout so a hung node cannot
-		// hold a Write forever.
-		OnFlushStart: ix.flushStart,
-		OnFlushEnd:   flushEnd,
-		OnError: func(_ context.Context, err error) {
-			logger.Warn("elasticsearch bulk request failed", "err", err)
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("elasticsearch: bulk indexer: %w", err)
-	}
-	return ix, nil
+	return &Indexer{cfg: cfg, log: logger, client: client, requests: make(chan struct{}, cfg.Workers)}, nil
 }
 
 // Client returns the underlying go-elasticsearch client (for admin calls).
 func (ix *Indexer) Client() *es.Client { return ix.client }
-
-type cancelKey struct{}
-
-func (ix *Indexer) flushStart(ctx context.Context) context.Context {
-	ctx, cancel := context.WithTimeoutCause(ctx, ix.cfg.RequestTimeout,
-		fmt.Errorf("elasticsearch: bulk request exceeded request_timeout %s", ix.cfg.RequestTimeout))
-	return context.WithValue(ctx, cancelKey{}, cancel)
-}
-
-func flushEnd(ctx context.Context) {
-	if cancel, ok := ctx.Value(cancelKey{}).(context.CancelFunc); ok {
-		cancel()
-	}
-}
 
 func newClient(cfg Config) (*es.Client, error) {
 	password, err := config.ResolveSecret("password", cfg.Password, cfg.PasswordFile)
@@ -170,6 +146,9 @@ func productHeader(next elastictransport.RoundTripFunc) elastictransport.RoundTr
 // Write indexes docs with bulk create and waits for the server's answer on
 // every one. It returns nil when all were stored (or already present), a
 // *outputs.BatchError naming each failed document otherwise, or ErrClosed.
+//
+// The batch is cut into cfg.Workers contiguous parts sent concurrently,
+// each in requests of at most flush_bytes (a larger document goes alone).
 func (ix *Indexer) Write(ctx context.Context, docs []outputs.Document) error {
 	if len(docs) == 0 {
 		return nil
@@ -179,72 +158,142 @@ func (ix *Indexer) Write(ctx context.Context, docs []outputs.Document) error {
 	if ix.closed.Load() {
 		return ErrClosed
 	}
-	res := newResults(len(docs))
-	for i, d := range docs {
-		index, err := ix.indexFor(d)
-		if err != nil {
-			res.fail(i, false, err.Error())
-			continue
-		}
-		item := esutil.BulkIndexerItem{
-			Index:      index,
-			Action:     "create",
-			DocumentID: d.ID,
-			Body:       bytes.NewReader(d.Body),
-			OnSuccess: func(context.Context, esutil.BulkIndexerItem, esutil.BulkIndexerResponseItem) {
-				res.ok(i)
-			},
-			OnFailure: func(_ context.Context, _ esutil.BulkIndexerItem, r esutil.BulkIndexerResponseItem, err error) {
-				ok, retry, reason := classify(r, err)
-				if ok {
-					res.ok(i)
-					return
-				}
-				res.fail(i, retry, reason)
-			},
-		}
-		if err := ix.bulk.Add(ctx, item); err != nil {
-			// Nothing from i on was queued: all of it is the caller's to retry.
-			for j := i; j < len(docs); j++ {
-				res.fail(j, true, "not sent: "+err.Error())
-			}
+	parts := min(ix.cfg.Workers, len(docs))
+	per := (len(docs) + parts - 1) / parts
+	failed := make([][]outputs.ItemError, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := p*per, min((p+1)*per, len(docs))
+		if lo >= hi {
 			break
 		}
+		if hi == len(docs) {
+			failed[p] = ix.writePart(ctx, docs, lo, hi)
+			break
+		}
+		wg.Go(func() { failed[p] = ix.writePart(ctx, docs, lo, hi) })
 	}
-	// Flush sends every worker's buffer and returns after the responses are
-	// handled, so every item queued above has had its callback unless ctx
-	// ended first; finish marks the rest retryable.
-	flushErr := ix.bulk.Flush(ctx)
-	return res.finish(flushErr)
+	wg.Wait()
+	var be outputs.BatchError
+	for _, f := range failed {
+		// Parts are in order and each lists its failures in order.
+		be.Items = append(be.Items, f...)
+	}
+	if len(be.Items) == 0 {
+		return nil
+	}
+	return &be
 }
 
-// indexFor names the index a document goes to.
-func (ix *Indexer) indexFor(d outputs.Document) (string, error) {
-	if d.ID == "" {
-		return "", errors.New("document has no id: refusing to index without a deterministic _id")
+// writePart sends docs[lo:hi] in as many bulk requests as flush_bytes asks
+// and returns their failures in ascending order.
+func (ix *Indexer) writePart(ctx context.Context, docs []outputs.Document, lo, hi int) []outputs.ItemError {
+	// Size each body once rather than grow it by doubling: the action
+	// line is ~60 bytes plus the index name and the id.
+	need := 0
+	for _, d := range docs[lo:hi] {
+		need += len(d.Body) + len(d.ID) + len(ix.cfg.EventsIndex) + 80
 	}
-	var base string
-	switch d.Kind {
-	case outputs.KindEvents:
-		base = ix.cfg.EventsIndex
-	case outputs.KindAlerts:
-		base = ix.cfg.AlertsIndex
-	default:
-		return "", fmt.Errorf("unknown document kind %q", d.Kind)
+	need = min(need, ix.cfg.FlushBytes+64<<10)
+	var failed []outputs.ItemError
+	sent := make([]int, 0, hi-lo)
+	for i := lo; i < hi; {
+		pb := newPooledBody(need)
+		body, sent := (*pb.buf)[:0], sent[:0]
+		var pre []outputs.ItemError // refused before sending, in order
+		for ; i < hi; i++ {
+			start := len(body)
+			var err error
+			if body, err = ix.appendItem(body, docs[i]); err != nil {
+				pre = append(pre, outputs.ItemError{Index: i, Reason: err.Error()})
+				continue
+			}
+			if len(body) >= ix.cfg.FlushBytes && len(sent) > 0 {
+				// Full: this document opens the next request.
+				body = body[:start]
+				break
+			}
+			sent = append(sent, i)
+			if len(body) >= ix.cfg.FlushBytes {
+				i++
+				break
+			}
+		}
+		*pb.buf = body
+		var reqFailed []outputs.ItemError
+		if len(sent) > 0 {
+			reqFailed = ix.bulk(ctx, pb, sent)
+		}
+		pb.release()
+		failed = mergeFailures(failed, pre, reqFailed)
 	}
-	if ix.cfg.Mode != ModeDaily {
-		// single: the index; data_stream: the stream, which routes a
-		// create to its write index.
-		return base, nil
-	}
-	ts := d.Timestamp
-	if ts.IsZero() {
-		var err error
-		if ts, err = bodyTimestamp(d.Body); err != nil {
-			return "", err
+	return failed
+}
+
+// mergeFailures appends a and b, each in ascending Index order, to dst in
+// ascending order.
+func mergeFailures(dst, a, b []outputs.ItemError) []outputs.ItemError {
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].Index < b[0].Index {
+			dst, a = append(dst, a[0]), a[1:]
+		} else {
+			dst, b = append(dst, b[0]), b[1:]
 		}
 	}
-	return base + "-" + ts.UTC().Format("2006.01.02"), nil
+	return append(append(dst, a...), b...)
+}
+
+// bulk sends one bulk request whose actions are the documents sent (their
+// docs indexes, in body order) and returns their failures in order.
+func (ix *Indexer) bulk(ctx context.Context, body *pooledBody, sent []int) []outputs.ItemError {
+	select {
+	case ix.requests <- struct{}{}:
+		defer func() { <-ix.requests }()
+	case <-ctx.Done():
+		return allRetryable(sent, truncate("not sent: "+context.Cause(ctx).Error()))
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, ix.cfg.RequestTimeout, requestTimeoutCause(ix.cfg.RequestTimeout))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, bulkURL, nil)
+	if err != nil {
+		return allRetryable(sent, truncate("bulk request: "+err.Error()))
+	}
+	// The transport closes each reader it is given when it is done
+	// writing, which may be after the response: the buffer goes back to
+	// the pool only then (GetBody serves the transport's retries).
+	req.Body, req.GetBody = body.reader(), func() (io.ReadCloser, error) { return body.reader(), nil }
+	req.ContentLength = int64(len(*body.buf))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := ix.client.Perform(req)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && errors.Is(err, ctx.Err()) {
+			err = cause
+		}
+		ix.log.Warn("elasticsearch bulk request failed", "docs", len(sent), "err", err)
+		return allRetryable(sent, truncate("bulk request: "+err.Error()))
+	}
+	defer func() { _ = res.Body.Close() }()
+	respp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(respp)
+	if n := res.ContentLength; n > int64(cap(*respp)) && n < 64<<20 {
+		*respp = make([]byte, 0, n+1)
+	}
+	resp, err := readAll((*respp)[:0], res.Body)
+	*respp = resp
+	if err != nil {
+		ix.log.Warn("elasticsearch bulk response unreadable", "docs", len(sent), "err", err)
+		return allRetryable(sent, truncate("bulk response: "+err.Error()))
+	}
+	if res.StatusCode > 299 {
+		// The whole request failed (429, 5xx, 413...): no document's fault
+		// is known, so every one is retryable.
+		ix.log.Warn("elasticsearch bulk request failed", "docs", len(sent), "status", res.StatusCode)
+		return allRetryable(sent, truncate(fmt.Sprintf("bulk request: %s: %s", res.Status, resp)))
+	}
+	if bulkAllOK(resp, len(sent)) {
+		return nil
+	}
+	return bulkItemErrors(resp, sent)
 }
 
 // bodyTimestamp reads @timestamp from a JSON document: first by a cheap scan
@@ -268,19 +317,15 @@ func bodyTimestamp(body []byte) (time.Time, error) {
 	return doc.TS, nil
 }
 
-// Close flushes what is queued and stops the bulk workers, waiting at most
-// until ctx ends. It is idempotent.
+// Close waits for the Writes in flight (each bounded by request_timeout)
+// and closes the client's connections. It is idempotent.
 func (ix *Indexer) Close(ctx context.Context) error {
 	if ix.closed.Swap(true) {
 		return nil
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	err := ix.bulk.Close(ctx)
-	if cerr := ix.client.Close(ctx); cerr != nil && !errors.Is(cerr, es.ErrAlreadyClosed) {
-		err = errors.Join(err, cerr)
-	}
-	if err != nil {
+	if err := ix.client.Close(ctx); err != nil && !errors.Is(err, es.ErrAlreadyClosed) {
 		return fmt.Errorf("elasticsearch: close: %w", err)
 	}
 	return nil
