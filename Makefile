@@ -49,7 +49,8 @@ tidy-check:
 soak-short:
 	bash scripts/soak.sh short
 
-## soak: the full profile (~12 min); see docs/reliability.md for -services-run
+## soak: the full profile (~10 min) on a Kafka/OpenSearch pair of its own (ports 29xxx),
+## with the broker restart and the OpenSearch outage; stops that pair at exit
 soak:
 	bash scripts/soak.sh full
 

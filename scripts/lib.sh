@@ -40,23 +40,36 @@ tw_port_open() {
 
 # tw_pid_alive PIDFILE MARKER succeeds when PIDFILE names a live process whose
 # command line contains MARKER (guards against a recycled pid).
+# /proc/PID/cmdline reads empty for an instant while a process execs (the
+# shell into nohup, nohup into the service) and for good once it is a
+# zombie: an empty read is retried for half a second before it counts.
 tw_pid_alive() {
-	local pidfile=$1 marker=$2 pid
+	local pidfile=$1 marker=$2 pid cmd="" i
 	[[ -f $pidfile ]] || return 1
 	pid=$(<"$pidfile")
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
-	[[ -r /proc/$pid/cmdline ]] || return 1
-	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker"
+	for ((i = 0; i < 10; i++)); do
+		[[ -r /proc/$pid/cmdline ]] || return 1
+		cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+		[[ -n $cmd ]] && break
+		sleep 0.05
+	done
+	[[ $cmd == *"$marker"* ]]
 }
 
-# tw_wait_exec PIDFILE MARKER waits (up to 5 s) until the process just
-# started in the background shows MARKER in its command line: until the
-# forked shell has exec'd the program, the pid looks like another process
-# and tw_pid_alive would call a healthy start dead.
+# tw_wait_exec PIDFILE MARKER waits until the process just started in the
+# background shows MARKER in its command line, or is gone: until the forked
+# shell has exec'd the program, the pid looks like another process and
+# tw_pid_alive would call a healthy start dead. On a loaded machine the fork
+# can wait seconds for a CPU, so the wait is bounded at 60 s, not at a guess
+# of how long an exec takes.
 tw_wait_exec() {
-	local i
-	for ((i = 0; i < 50; i++)); do
+	local pid i
+	[[ -f $1 ]] || return 0
+	pid=$(<"$1")
+	for ((i = 0; i < 600; i++)); do
 		tw_pid_alive "$1" "$2" && return 0
+		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
 	return 0 # the caller's own liveness check reports a real failure

@@ -526,7 +526,7 @@ func (a *app) newWriter(ctx context.Context) (outputs.EventWriter, error) {
 		if err != nil {
 			return nil, fmt.Errorf("index.elasticsearch: %w", err)
 		}
-		if err := w.EnsureIndices(ctx); err != nil {
+		if err := ensureIndices(ctx, w, a.log, time.Second); err != nil {
 			return nil, fmt.Errorf("index.elasticsearch: %w", err)
 		}
 		return w, nil
@@ -536,6 +536,33 @@ func (a *app) newWriter(ctx context.Context) (outputs.EventWriter, error) {
 			return nil, fmt.Errorf("index.file: %w", err)
 		}
 		return w, nil
+	}
+}
+
+// maxSetupWait bounds the pause between two start-up attempts of
+// ensureIndices.
+const maxSetupWait = 30 * time.Second
+
+// ensureIndices runs EnsureIndices until it succeeds, the node refuses it
+// (a 4xx: the configuration's fault, returned at once) or ctx ends. A node
+// that is down or restarting is waited for, with a warning per attempt and
+// a pause from first doubling up to maxSetupWait: an index process started
+// while Elasticsearch is away waits for it, as every stage waits for Kafka,
+// instead of exiting.
+func ensureIndices(ctx context.Context, w *elasticsearch.Indexer, log *slog.Logger, first time.Duration) error {
+	wait := first
+	for {
+		err := w.EnsureIndices(ctx)
+		if err == nil || !elasticsearch.Retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		log.Warn("elasticsearch not reachable at start-up; retrying index setup", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, maxSetupWait)
 	}
 }
 

@@ -20,11 +20,15 @@ import (
 )
 
 // fault is one scheduled injection: at is the offset from the start of
-// the traffic; do blocks for the fault's duration and undoes it.
+// the traffic; do blocks for the fault's duration and undoes it. An
+// outage fault (a service down for a minute) runs beside the rest of the
+// schedule instead of holding it up, so the faults planned inside the
+// outage happen inside it.
 type fault struct {
-	at   time.Duration
-	name string
-	do   func(ctx context.Context) error
+	at     time.Duration
+	name   string
+	do     func(ctx context.Context) error
+	outage bool
 }
 
 // faultLog records what was injected, for the report.
@@ -39,20 +43,36 @@ func (l *faultLog) add(s string) {
 	l.mu.Unlock()
 }
 
-// runFaults injects each fault at its time, one after the other.
+// runFaults injects each fault at its time, one after the other, outage
+// faults beside the others; it returns when all of them are over. The log
+// names the offset at which each fault really began, and how late that
+// was when a fault before it overran its slot.
 func runFaults(ctx context.Context, start time.Time, faults []fault, log *faultLog) {
+	var outages sync.WaitGroup
+	defer outages.Wait()
+	inject := func(f fault) {
+		t0 := time.Now()
+		if err := f.do(ctx); err != nil {
+			log.add(fmt.Sprintf("%s FAILED: %v", f.name, err))
+			return
+		}
+		at := fmt.Sprintf("@%ds", int(t0.Sub(start).Seconds()))
+		if late := t0.Sub(start.Add(f.at)); late > time.Second {
+			at += fmt.Sprintf(" (planned @%ds)", int(f.at.Seconds()))
+		}
+		log.add(fmt.Sprintf("%s %s (%.1fs)", f.name, at, time.Since(t0).Seconds()))
+	}
 	for _, f := range faults {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Until(start.Add(f.at))):
 		}
-		t0 := time.Now()
-		if err := f.do(ctx); err != nil {
-			log.add(fmt.Sprintf("%s FAILED: %v", f.name, err))
+		if f.outage {
+			outages.Go(func() { inject(f) })
 			continue
 		}
-		log.add(fmt.Sprintf("%s @%ds (%.1fs)", f.name, int(f.at.Seconds()), time.Since(t0).Seconds()))
+		inject(f)
 	}
 }
 

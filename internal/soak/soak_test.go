@@ -81,22 +81,22 @@ func TestSoak(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 8))
 	collector, det := pl.byStage("collect")[0], pl.byStage("detect")
 	faults := []fault{
-		{10 * time.Second, "SIGKILL collector, restart after 2s", killRestart(collector, 2*time.Second)},
-		{18 * time.Second, "malformed burst of 40 lines", malformedBurst(gw, run, 40, &malformed)},
-		{22 * time.Second, "SIGKILL detect #1, restart after 3s", killRestart(det[0], 3*time.Second)},
-		{30 * time.Second, "rename+create rotation x3 (nginx, SIGUSR1)", rotations(3, time.Second, gw.rotateRename, &renames)},
-		{36 * time.Second, "copytruncate x2 (rsyslog's HAProxy file)", rotations(2, 2*time.Second, gw.rotateCopyTruncate, &cuts)},
-		{42 * time.Second, "Slack answers 429 for 8s", slackFault(slack, http.StatusTooManyRequests, 8*time.Second)},
-		{52 * time.Second, "Slack answers 500 for 8s", slackFault(slack, http.StatusInternalServerError, 8*time.Second)},
-		{62 * time.Second, "SIGKILL detect #2, restart after 2s", killRestart(det[1], 2*time.Second)},
-		{68 * time.Second, "SIGKILL random stage process, restart after 2s", killRandom(pl, 2*time.Second, rng, &randomKilled)},
+		{at: 10 * time.Second, name: "SIGKILL collector, restart after 2s", do: killRestart(collector, 2*time.Second)},
+		{at: 18 * time.Second, name: "malformed burst of 40 lines", do: malformedBurst(gw, run, 40, &malformed)},
+		{at: 22 * time.Second, name: "SIGKILL detect #1, restart after 3s", do: killRestart(det[0], 3*time.Second)},
+		{at: 30 * time.Second, name: "rename+create rotation x3 (nginx, SIGUSR1)", do: rotations(3, time.Second, gw.rotateRename, &renames)},
+		{at: 36 * time.Second, name: "copytruncate x2 (rsyslog's HAProxy file)", do: rotations(2, 2*time.Second, gw.rotateCopyTruncate, &cuts)},
+		{at: 42 * time.Second, name: "Slack answers 429 for 8s", do: slackFault(slack, http.StatusTooManyRequests, 8*time.Second)},
+		{at: 52 * time.Second, name: "Slack answers 500 for 8s", do: slackFault(slack, http.StatusInternalServerError, 8*time.Second)},
+		{at: 62 * time.Second, name: "SIGKILL detect #2, restart after 2s", do: killRestart(det[1], 2*time.Second)},
+		{at: 68 * time.Second, name: "SIGKILL random stage process, restart after 2s", do: killRandom(pl, 2*time.Second, rng, &randomKilled)},
 	}
 	if pl.collectTmpfs {
-		faults = append(faults, fault{74 * time.Second, "collector data dir full (tmpfs) for 10s", diskFull(pl.collectData, 10*time.Second)})
+		faults = append(faults, fault{at: 74 * time.Second, name: "collector data dir full (tmpfs) for 10s", do: diskFull(pl.collectData, 10*time.Second)})
 	} else {
 		t.Logf("disk-full fault not injected: %v", pl.tmpfsErr)
 	}
-	faults = append(faults, fault{88 * time.Second, "malformed burst of 40 lines", malformedBurst(gw, run, 40, &malformed)})
+	faults = append(faults, fault{at: 88 * time.Second, name: "malformed burst of 40 lines", do: malformedBurst(gw, run, 40, &malformed)})
 	if pr.name == "full" {
 		faults = append(faults, fullFaults(t, pl, gw, slack, es, run, &malformed, &renames, &cuts)...)
 	}
@@ -176,9 +176,9 @@ func fullFaults(t *testing.T, pl *pipeline, gw *gateways, slack *slackServer, es
 	for k := 1; k <= 3; k++ {
 		base := time.Duration(k) * 2 * time.Minute
 		out = append(out,
-			fault{base + 0*time.Second, "SIGKILL collector, restart after 2s", killRestart(pl.byStage("collect")[0], 2*time.Second)},
-			fault{base + 5*time.Second, "SIGKILL normalize, restart after 2s", killRestart(pl.byStage("normalize")[0], 2*time.Second)},
-			fault{base + 10*time.Second, "SIGKILL detect #1 and #2 together, restart after 3s", func(ctx context.Context) error {
+			fault{at: base + 0*time.Second, name: "SIGKILL collector, restart after 2s", do: killRestart(pl.byStage("collect")[0], 2*time.Second)},
+			fault{at: base + 5*time.Second, name: "SIGKILL normalize, restart after 2s", do: killRestart(pl.byStage("normalize")[0], 2*time.Second)},
+			fault{at: base + 10*time.Second, name: "SIGKILL detect #1 and #2 together, restart after 3s", do: func(ctx context.Context) error {
 				if err := det[0].kill(); err != nil {
 					return err
 				}
@@ -187,30 +187,43 @@ func fullFaults(t *testing.T, pl *pipeline, gw *gateways, slack *slackServer, es
 				}
 				return det[0].restart()
 			}},
-			fault{base + 15*time.Second, "SIGKILL index, restart after 2s", killRestart(pl.byStage("index")[0], 2*time.Second)},
-			fault{base + 20*time.Second, "SIGKILL notify, restart after 2s", killRestart(pl.byStage("notify")[0], 2*time.Second)},
-			fault{base + 25*time.Second, "rename+create rotation x10 at full speed", rotations(10, 200*time.Millisecond, gw.rotateRename, renames)},
-			fault{base + 30*time.Second, "copytruncate x3", rotations(3, time.Second, gw.rotateCopyTruncate, cuts)},
-			fault{base + 35*time.Second, "malformed burst of 200 lines", malformedBurst(gw, run, 200, malformed)},
-			fault{base + 40*time.Second, "Slack answers 429 for 15s", slackFault(slack, http.StatusTooManyRequests, 15*time.Second)},
-			fault{base + 56*time.Second, "Slack answers 500 for 15s", slackFault(slack, http.StatusInternalServerError, 15*time.Second)},
+			fault{at: base + 15*time.Second, name: "SIGKILL index, restart after 2s", do: killRestart(pl.byStage("index")[0], 2*time.Second)},
+			fault{at: base + 20*time.Second, name: "SIGKILL notify, restart after 2s", do: killRestart(pl.byStage("notify")[0], 2*time.Second)},
+			fault{at: base + 25*time.Second, name: "rename+create rotation x10 at full speed", do: rotations(10, 200*time.Millisecond, gw.rotateRename, renames)},
+			fault{at: base + 30*time.Second, name: "copytruncate x3", do: rotations(3, time.Second, gw.rotateCopyTruncate, cuts)},
+			fault{at: base + 35*time.Second, name: "malformed burst of 200 lines", do: malformedBurst(gw, run, 200, malformed)},
+			fault{at: base + 40*time.Second, name: "Slack answers 429 for 15s", do: slackFault(slack, http.StatusTooManyRequests, 15*time.Second)},
+			fault{at: base + 56*time.Second, name: "Slack answers 500 for 15s", do: slackFault(slack, http.StatusInternalServerError, 15*time.Second)},
 		)
 		if pl.collectTmpfs {
-			out = append(out, fault{base + 75*time.Second, "collector data dir full (tmpfs) for 20s", diskFull(pl.collectData, 20*time.Second)})
+			out = append(out, fault{at: base + 75*time.Second, name: "collector data dir full (tmpfs) for 20s", do: diskFull(pl.collectData, 20*time.Second)})
 		}
 	}
 	if *servicesRun == "" {
 		t.Logf("broker restart and OpenSearch stop not injected: pass -services-run with the TW_RUN of services only this run uses")
 		return out
 	}
+	// Each readiness probe is bounded: a client that retries against a
+	// broker still starting must not hold the fault past its deadline.
 	kafkaUp := func() bool {
-		_, err := endOffsetsSum(context.Background(), pl.brokers, run+".raw")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := endOffsetsSum(ctx, pl.brokers, run+".raw")
 		return err == nil
 	}
-	osUp := func() bool { return es.count(context.Background(), run+"-events") >= 0 }
+	osUp := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return es.count(ctx, run+"-events") >= 0
+	}
+	// Outages: the schedule goes on while the service is down, so the
+	// stage kills planned at 240–260 s hit the pipeline while OpenSearch
+	// is away (index restarted with its sink down).
 	out = append(out,
-		fault{100 * time.Second, "Kafka broker restarted (SIGTERM, 10s down, same data)", restartService(*servicesRun, "kafka", 10*time.Second, kafkaUp)},
-		fault{220 * time.Second, "OpenSearch stopped for 60s", restartService(*servicesRun, "opensearch", 60*time.Second, osUp)},
+		fault{at: 100 * time.Second, name: "Kafka broker restarted (SIGTERM, 10s down, same data)",
+			do: restartService(*servicesRun, "kafka", 10*time.Second, kafkaUp), outage: true},
+		fault{at: 220 * time.Second, name: "OpenSearch stopped for 60s",
+			do: restartService(*servicesRun, "opensearch", 60*time.Second, osUp), outage: true},
 	)
 	return out
 }

@@ -437,6 +437,15 @@ func noHandler(status int, body []byte) bool {
 		bytes.Contains(body, []byte("no handler found"))
 }
 
+// statusError is an admin request the server answered with an error
+// status; Retryable reads the status.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
 func statusErr(status int, body []byte) error {
 	var e struct {
 		Error struct {
@@ -445,7 +454,23 @@ func statusErr(status int, body []byte) error {
 		} `json:"error"`
 	}
 	if json.Unmarshal(body, &e) == nil && e.Error.Type != "" {
-		return fmt.Errorf("%d %s: %s", status, e.Error.Type, truncate(e.Error.Reason))
+		return &statusError{status, fmt.Sprintf("%d %s: %s", status, e.Error.Type, truncate(e.Error.Reason))}
 	}
-	return fmt.Errorf("%d: %s", status, truncate(string(body)))
+	return &statusError{status, fmt.Sprintf("%d: %s", status, truncate(string(body)))}
+}
+
+// Retryable reports whether an error of Setup or EnsureIndices may go away
+// by itself: the node did not answer (down, restarting, too slow) or
+// answered 429 or 5xx. A 4xx refusal (bad credentials, a mapping conflict)
+// is the configuration's fault and is not retryable — classify's rule for
+// bulk items, applied to the admin requests.
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.status == http.StatusTooManyRequests || se.status >= 500
+	}
+	return true
 }
