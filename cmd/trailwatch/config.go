@@ -259,8 +259,13 @@ func (c *Config) validate() error {
 	if c.Notify.DedupTTL < time.Hour {
 		errs = append(errs, errors.New("notify.dedup_ttl: must be at least 1h"))
 	}
-	if c.runs(stageIntegrity) {
+	switch {
+	case c.Integrity.Mode == integrity.ModeNormalize && c.runs(stageIntegrity):
+		errs = append(errs, errors.New("stages: integrity.mode is normalize, so the normalize stages build the chain: remove integrity from stages"))
+	case c.runs(stageIntegrity), c.Integrity.Mode == integrity.ModeNormalize && c.runs(stageNormalize):
 		add("integrity", c.Integrity.Validate(true))
+	default:
+		add("integrity", c.Integrity.Validate(false))
 	}
 	if c.runs(stageNotify) && slackEnabled(c.Notify.Slack) {
 		add("notify.slack", c.Notify.Slack.Validate())

@@ -25,6 +25,7 @@ import (
 	"github.com/trailwatch/trailwatch/ingest"
 	"github.com/trailwatch/trailwatch/ingest/redact"
 	"github.com/trailwatch/trailwatch/internal/health"
+	"github.com/trailwatch/trailwatch/internal/integrity"
 	"github.com/trailwatch/trailwatch/internal/kafka"
 	"github.com/trailwatch/trailwatch/internal/pipeline"
 	"github.com/trailwatch/trailwatch/internal/replay"
@@ -283,9 +284,9 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 	if cfg.runs(stageNormalize) {
 		h := stages.NewNormalize(t.Events, t.DLQ, reg)
 		h.Specs = cfg.Normalize.Sources
-		if cfg.runs(stageIntegrity) {
-			// Both stages read every raw record and hash it: one read and
-			// one digest serve both (docs/integrity.md, "Where the chain is
+		if cfg.Integrity.Mode == integrity.ModeNormalize {
+			// Normalize reads every raw record and hashes it anyway: the
+			// chain reuses both (docs/integrity.md, "Where the chain is
 			// built").
 			chain, err := a.newIntegrity(ctx)
 			if err != nil {
@@ -298,7 +299,7 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 			return nil, nil, err
 		}
 	}
-	if cfg.runs(stageIntegrity) && !cfg.runs(stageNormalize) {
+	if cfg.runs(stageIntegrity) {
 		h, err := a.newIntegrity(ctx)
 		if err != nil {
 			return nil, nil, err

@@ -11,8 +11,22 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// Where the chain is built (Config.Mode).
+const (
+	// ModeStage: the `integrity` stage, where a process lists it, with its
+	// own consumer group, fetch and digest of the raw topic.
+	ModeStage = "stage"
+	// ModeNormalize: every normalize stage, from its own read and digest
+	// of the raw topic; the `integrity` stage is not used.
+	ModeNormalize = "normalize"
+)
+
 // Config is the `integrity` section of the configuration.
 type Config struct {
+	// Mode says where the chain is built: ModeStage (default) or
+	// ModeNormalize. One setting for every process, so two builders never
+	// extend the same partition's chain.
+	Mode string `koanf:"mode"`
 	// SigningKeyFile is the ed25519 private key (PEM PKCS#8 or base64
 	// seed) the stage signs with. Required to run the stage.
 	SigningKeyFile string `koanf:"signing_key_file"`
@@ -39,13 +53,16 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{CheckpointEvery: 10000, CheckpointInterval: 10 * time.Second, RecordDigests: true}
+	return Config{Mode: ModeStage, CheckpointEvery: 10000, CheckpointInterval: 10 * time.Second, RecordDigests: true}
 }
 
 // Validate reports every problem in the section, each naming its key.
 // requireKey is true when this process runs the stage.
 func (c *Config) Validate(requireKey bool) error {
 	var errs []error
+	if c.Mode != ModeStage && c.Mode != ModeNormalize {
+		errs = append(errs, fmt.Errorf("mode: %q is not %q or %q", c.Mode, ModeStage, ModeNormalize))
+	}
 	if requireKey && c.SigningKeyFile == "" {
 		errs = append(errs, errors.New("signing_key_file: required to run the integrity stage (create one with `trailwatch verify --gen-key PREFIX`)"))
 	}
@@ -213,6 +230,14 @@ func (h *Checkpointer) records(cks []*Checkpoint) ([]*kgo.Record, error) {
 		krs = append(krs, kr)
 	}
 	return krs, nil
+}
+
+// Produced implements pipeline.Acknowledger: the checkpoints Handle
+// returned are in the topic, so Flush may cut behind them.
+func (h *Checkpointer) Produced() {
+	h.mu.Lock()
+	h.inflight = false
+	h.mu.Unlock()
 }
 
 // Flush checkpoints every partition whose pending records are older than

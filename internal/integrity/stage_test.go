@@ -308,6 +308,29 @@ func TestFlushCoversQuietTail(t *testing.T) {
 	if err := h.Flush(t.Context(), produce); err != nil || len(produced) != 0 {
 		t.Fatalf("flush while in flight: produced %d (%v)", len(produced), err)
 	}
+	// A batch cut at checkpoint_every leaves a tail; once the runner says
+	// its checkpoint is in the topic, a quiet partition's tail is signed
+	// without waiting for another batch.
+	h3, err := integrity.NewCheckpointer(cfg, "trailwatch.raw", "trailwatch.integrity", signer, src.last, src.Records, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tail []*kgo.Record
+	for off := range int64(13) {
+		tail = append(tail, rawRecord(1, off, time.Now()))
+	}
+	if got := handle(t, h3, tail); len(got) != 1 {
+		t.Fatalf("13 fresh records, every 10: %d checkpoints, want 1", len(got))
+	}
+	h3.SetClock(func() time.Time { return time.Now().Add(time.Hour) })
+	if err := h3.Flush(t.Context(), produce); err != nil || len(produced) != 0 {
+		t.Fatalf("flush before the batch was acknowledged: produced %d (%v)", len(produced), err)
+	}
+	h3.Produced()
+	if err := h3.Flush(t.Context(), produce); err != nil || len(produced) != 1 {
+		t.Fatalf("flush after the acknowledgement: produced %d (%v), want the tail's checkpoint", len(produced), err)
+	}
+	produced = nil
 	cfg.CheckpointInterval = 24 * time.Hour
 	h2, err := integrity.NewCheckpointer(cfg, "trailwatch.raw", "trailwatch.integrity", signer, src.last, src.Records, nil, nil)
 	if err != nil {

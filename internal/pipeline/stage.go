@@ -33,6 +33,14 @@ type Handler interface {
 	Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record, error)
 }
 
+// Acknowledger is implemented by handlers that must know when the output
+// of the batch they last returned has been acknowledged by Kafka.
+type Acknowledger interface {
+	// Produced is called once a batch's output is acknowledged, before
+	// its offsets are committed.
+	Produced()
+}
+
 // PartitionAware is implemented by handlers that keep state per partition.
 type PartitionAware interface {
 	// Assigned is called before any record of the partition is handed over.
@@ -296,6 +304,9 @@ func (r *Runner) once(ctx context.Context, recs []*kgo.Record) error {
 	}
 	if err := Produce(ctx, r.prod, out); err != nil {
 		return err
+	}
+	if a, ok := r.st.Handler.(Acknowledger); ok {
+		a.Produced()
 	}
 	r.st.Metrics.out(out)
 	// Commit only after the outputs are acknowledged: a crash before this

@@ -143,6 +143,13 @@ func (h *Normalize) Assigned(topic string, p int32) {
 	}
 }
 
+// Produced implements pipeline.Acknowledger for the chain.
+func (h *Normalize) Produced() {
+	if h.Chain != nil {
+		h.Chain.Produced()
+	}
+}
+
 // Revoked implements pipeline.PartitionAware: the chain of a partition
 // taken away is recovered from its last checkpoint by the next owner.
 func (h *Normalize) Revoked(topic string, p int32) {

@@ -58,17 +58,34 @@ func (b *pooledBody) release() {
 // Close.
 func (b *pooledBody) reader() io.ReadCloser {
 	b.refs.Add(1)
-	return &bodyReader{Reader: bytes.NewReader(*b.buf), body: b}
+	return &bodyReader{r: bytes.NewReader(*b.buf), body: b}
 }
 
+// bodyReader is one hold on a pooled body. HTTP/2 may Close it from
+// another goroutine while a Read is copying: mu makes Close wait for that
+// Read, and Reads after Close find nothing, so a recycled buffer is never
+// read.
 type bodyReader struct {
-	*bytes.Reader
+	mu     sync.Mutex
+	r      *bytes.Reader
 	body   *pooledBody
-	closed atomic.Bool
+	closed bool
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return 0, io.EOF
+	}
+	return r.r.Read(p)
 }
 
 func (r *bodyReader) Close() error {
-	if !r.closed.Swap(true) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		r.closed = true
 		r.body.release()
 	}
 	return nil
@@ -78,6 +95,9 @@ func (r *bodyReader) Close() error {
 // blank source line would make the node refuse the whole bulk request.
 var errEmptyBody = errors.New("document body is empty")
 
+// MaxIDBytes is the longest _id Elasticsearch and OpenSearch accept.
+const MaxIDBytes = 512
+
 // appendItem appends the bulk lines of d: the create action with its _id
 // and index, then the body. A body holding a raw newline (pretty-printed
 // JSON) would cut the bulk framing, so it is compacted; one that does not
@@ -85,6 +105,11 @@ var errEmptyBody = errors.New("document body is empty")
 func (ix *Indexer) appendItem(dst []byte, d outputs.Document) ([]byte, error) {
 	if d.ID == "" {
 		return dst, errors.New("document has no id: refusing to index without a deterministic _id")
+	}
+	if len(d.ID) > MaxIDBytes {
+		// The node refuses the whole _bulk request for one such id: left
+		// in, it would stall the batch forever.
+		return dst, fmt.Errorf("document id is %d bytes, over the %d Elasticsearch accepts", len(d.ID), MaxIDBytes)
 	}
 	if len(bytes.TrimSpace(d.Body)) == 0 {
 		return dst, errEmptyBody

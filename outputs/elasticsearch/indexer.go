@@ -274,12 +274,19 @@ func (ix *Indexer) bulk(ctx context.Context, body *pooledBody, sent []int) []out
 	}
 	defer func() { _ = res.Body.Close() }()
 	respp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(respp)
-	if n := res.ContentLength; n > int64(cap(*respp)) && n < 64<<20 {
+	defer func() {
+		if cap(*respp) <= maxPooledResponse {
+			bufPool.Put(respp)
+		}
+	}()
+	if n := res.ContentLength; n > int64(cap(*respp)) && n < maxBulkResponse {
 		*respp = make([]byte, 0, n+1)
 	}
-	resp, err := readAll((*respp)[:0], res.Body)
+	resp, err := readAll((*respp)[:0], io.LimitReader(res.Body, maxBulkResponse+1))
 	*respp = resp
+	if err == nil && len(resp) > maxBulkResponse {
+		err = fmt.Errorf("over %d MiB", maxBulkResponse>>20)
+	}
 	if err != nil {
 		ix.log.Warn("elasticsearch bulk response unreadable", "docs", len(sent), "err", err)
 		return allRetryable(sent, truncate("bulk response: "+err.Error()))
@@ -295,6 +302,14 @@ func (ix *Indexer) bulk(ctx context.Context, body *pooledBody, sent []int) []out
 	}
 	return bulkItemErrors(resp, sent)
 }
+
+// maxBulkResponse bounds a bulk response read into memory; a trimmed
+// response is ~25 bytes per document, so only a misbehaving node or proxy
+// sends more. Buffers over maxPooledResponse are not kept in the pool.
+const (
+	maxBulkResponse   = 64 << 20
+	maxPooledResponse = 4 << 20
+)
 
 // bodyTimestamp reads @timestamp from a JSON document: first by a cheap scan
 // for the compact form encoding/json writes, then by decoding.
