@@ -95,7 +95,9 @@ func cpuNow() time.Duration {
 //
 // MB/s and lines/s are wall-clock from the collector's start to the last
 // ack; MB/cpu-s divides by this process's CPU time (the real broker's CPU
-// is not included).
+// is not included). The cases with a stage beside the collector also report
+// lines/s-with-stage, from the start until the stage has handled every line
+// (the rate both sustain together), and cpu-µs/line of the whole process.
 func BenchmarkCollectToKafka(b *testing.B) {
 	path, lines, size := writeBenchLog(b, b.TempDir())
 	red, err := redact.New(redact.Config{Key: "bench-key-0123456789abcdef"})
@@ -112,27 +114,33 @@ func BenchmarkCollectToKafka(b *testing.B) {
 		opts       []kgo.Opt
 		batchLines int
 		batchBytes int // 0: the collector's default (1 MiB)
-		// integrity runs the integrity stage (internal/integrity) on the
-		// topic while the collector writes it: what hashing costs the
-		// collector when both share the machine (issue 7: ≤ 10%).
-		integrity bool
+		// beside runs a stage in the same process, consuming the topic
+		// while the collector writes it (issue 7: hashing may cost the
+		// collector ≤ 10%): "integrity" is the dedicated integrity stage
+		// (a second read and digest of every record), "normalize" the
+		// normalize stage, "normalize+chain" the normalize stage building
+		// the chain from its own read (what `run` does when a process
+		// runs both stages).
+		beside string
 	}{
 		// cmd/trailwatch/run.go before: 5ms linger, the default snappy.
-		{"snappy-1000", []kgo.Opt{linger5}, 1000, 0, false},
+		{"snappy-1000", []kgo.Opt{linger5}, 1000, 0, ""},
 		// ProduceSync unlingers its records: the linger changes nothing.
-		{"linger0-snappy-1000", []kgo.Opt{linger0}, 1000, 0, false},
-		{"none-1000", []kgo.Opt{linger5, none}, 1000, 0, false},
+		{"linger0-snappy-1000", []kgo.Opt{linger0}, 1000, 0, ""},
+		{"none-1000", []kgo.Opt{linger5, none}, 1000, 0, ""},
 		// cmd/trailwatch/run.go now, with the collector's defaults.
-		{"lz4-1000", []kgo.Opt{linger5, lz4}, 1000, 0, false},
-		{"zstd-1000", []kgo.Opt{linger5, zstd}, 1000, 0, false},
+		{"lz4-1000", []kgo.Opt{linger5, lz4}, 1000, 0, ""},
+		{"zstd-1000", []kgo.Opt{linger5, zstd}, 1000, 0, ""},
 		// 5000 lines reach the 1 MiB batch_bytes default first.
-		{"snappy-5000", []kgo.Opt{linger5}, 5000, 0, false},
-		{"none-5000", []kgo.Opt{linger5, none}, 5000, 0, false},
-		{"lz4-5000", []kgo.Opt{linger5, lz4}, 5000, 0, false},
-		{"zstd-5000", []kgo.Opt{linger5, zstd}, 5000, 0, false},
+		{"snappy-5000", []kgo.Opt{linger5}, 5000, 0, ""},
+		{"none-5000", []kgo.Opt{linger5, none}, 5000, 0, ""},
+		{"lz4-5000", []kgo.Opt{linger5, lz4}, 5000, 0, ""},
+		{"zstd-5000", []kgo.Opt{linger5, zstd}, 5000, 0, ""},
 		// 4 MiB per Emit: several 1 MB produce batches per ProduceSync.
-		{"lz4-20000-4MiB", []kgo.Opt{linger5, lz4}, 20000, 4 << 20, false},
-		{"lz4-1000+integrity", []kgo.Opt{linger5, lz4}, 1000, 0, true},
+		{"lz4-20000-4MiB", []kgo.Opt{linger5, lz4}, 20000, 4 << 20, ""},
+		{"lz4-1000+integrity", []kgo.Opt{linger5, lz4}, 1000, 0, "integrity"},
+		{"lz4-1000+normalize", []kgo.Opt{linger5, lz4}, 1000, 0, "normalize"},
+		{"lz4-1000+normalize+chain", []kgo.Opt{linger5, lz4}, 1000, 0, "normalize+chain"},
 	}
 	for _, target := range []string{"kafka", "kfake"} {
 		for _, tc := range cases {
@@ -141,7 +149,7 @@ func BenchmarkCollectToKafka(b *testing.B) {
 				if target == "kafka" {
 					seeds = testenv.Kafka(b)
 				}
-				var wall, cpu time.Duration
+				var wall, cpu, both time.Duration
 				iter := 0
 				for b.Loop() {
 					iter++
@@ -184,9 +192,10 @@ func BenchmarkCollectToKafka(b *testing.B) {
 						b.Fatal(err)
 					}
 					ctx, cancel := context.WithCancel(b.Context())
-					stopIntegrity := func() {}
-					if tc.integrity {
-						stopIntegrity = runIntegrity(b, brokers, cl, topic)
+					stopBeside := func() {}
+					var besideDone <-chan struct{}
+					if tc.beside != "" {
+						besideDone, stopBeside = runBeside(b, tc.beside, brokers, cl, topic, lines)
 					}
 					var acked atomic.Int64
 					var done time.Time
@@ -204,9 +213,17 @@ func BenchmarkCollectToKafka(b *testing.B) {
 					c0, t0 := cpuNow(), time.Now()
 					runErr := col.Run(ctx, emit)
 					cancel()
-					stopIntegrity()
-					cpu += cpuNow() - c0
 					wall += done.Sub(t0)
+					if besideDone != nil && runErr == nil {
+						// The stage keeping up: the rate the two sustain.
+						select {
+						case <-besideDone:
+						case <-b.Context().Done():
+						}
+						both += time.Since(t0)
+					}
+					stopBeside()
+					cpu += cpuNow() - c0
 					if runErr != nil {
 						b.Fatal(runErr)
 					}
@@ -236,17 +253,52 @@ func BenchmarkCollectToKafka(b *testing.B) {
 				b.ReportMetric(mb/wall.Seconds(), "MB/s")
 				b.ReportMetric(float64(lines)*float64(iter)/wall.Seconds(), "lines/s")
 				b.ReportMetric(mb/cpu.Seconds(), "MB/cpu-s")
+				if both > 0 {
+					// Collector and stage together, the stage done.
+					b.ReportMetric(float64(lines)*float64(iter)/both.Seconds(), "lines/s-with-stage")
+					b.ReportMetric(cpu.Seconds()*1e6/(float64(lines)*float64(iter)), "cpu-µs/line")
+				}
 			})
 		}
 	}
 }
 
-// runIntegrity starts the integrity stage on topic, checkpointing to
-// topic.integrity, and returns the function that stops it.
-func runIntegrity(b *testing.B, brokers []string, prod *kgo.Client, topic string) func() {
+// partitionHandler is a stage handler keeping state per partition.
+type partitionHandler interface {
+	pipeline.Handler
+	pipeline.PartitionAware
+}
+
+// countingHandler closes done once its handler has been handed want records.
+type countingHandler struct {
+	partitionHandler
+	n    atomic.Int64
+	want int64
+	done chan struct{}
+}
+
+func (c *countingHandler) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record, error) {
+	out, err := c.partitionHandler.Handle(ctx, recs)
+	if err == nil {
+		if n := c.n.Add(int64(len(recs))); n >= c.want && n-int64(len(recs)) < c.want {
+			close(c.done)
+		}
+	}
+	return out, err
+}
+
+// runBeside starts the stage kind (see the beside case field) on topic,
+// checkpointing to topic.integrity and writing events to topic.events. It
+// returns a channel closed once the stage has handled lines records, and
+// the function that stops it and deletes its topics.
+func runBeside(b *testing.B, kind string, brokers []string, prod *kgo.Client, topic string, lines int64) (<-chan struct{}, func()) {
 	b.Helper()
 	ctx := b.Context()
-	cpTopic := topic + ".integrity"
+	cpTopic, evTopic, dlqTopic := topic+".integrity", topic+".events", topic+".dlq"
+	adm := kadm.NewClient(prod)
+	if _, err := adm.CreateTopics(ctx, 3, 1, nil, evTopic, dlqTopic); err != nil {
+		b.Fatal(err)
+	}
 	if err := integrity.EnsureTopic(ctx, prod, 1, -1, cpTopic); err != nil {
 		b.Fatal(err)
 	}
@@ -256,22 +308,30 @@ func runIntegrity(b *testing.B, brokers []string, prod *kgo.Client, topic string
 	}
 	base := []kgo.Opt{kgo.SeedBrokers(brokers...)}
 	ks := integrity.NewKafkaSource(base, topic, cpTopic)
-	h, err := integrity.NewCheckpointer(integrity.DefaultConfig(), topic, cpTopic, integrity.NewSigner(key), ks.Last, ks.Records, nil, nil)
+	chain, err := integrity.NewCheckpointer(integrity.DefaultConfig(), topic, cpTopic, integrity.NewSigner(key), ks.Last, ks.Records, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := pipeline.NewRunner(pipeline.Stage{Name: "integrity", Group: topic + "-integrity", Topics: []string{topic}, Handler: h}, base, prod)
+	var h partitionHandler = chain
+	if kind != "integrity" {
+		n := NewNormalize(evTopic, dlqTopic, nil)
+		if kind == "normalize+chain" {
+			n.Chain = chain
+		}
+		h = n
+	}
+	counted := &countingHandler{partitionHandler: h, want: lines, done: make(chan struct{})}
+	r, err := pipeline.NewRunner(pipeline.Stage{Name: kind, Group: topic + "-" + kind, Topics: []string{topic}, Handler: counted}, base, prod)
 	if err != nil {
 		b.Fatal(err)
 	}
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.Run(rctx) }()
-	return func() {
+	return counted.done, func() {
 		stop()
 		<-done
-		adm := kadm.NewClient(prod)
-		_, _ = adm.DeleteTopic(context.Background(), cpTopic)
+		_, _ = adm.DeleteTopics(context.Background(), cpTopic, evTopic, dlqTopic)
 	}
 }
 
