@@ -75,6 +75,7 @@ func (d *Detector) alert(rs *ruleState, values []string, ev *schema.Event, f fir
 			FirstSeen:  f.first.time(),
 			LastSeen:   f.last.time(),
 			EventIDs:   f.ids,
+			Raw:        ev.Trailwatch.Raw,
 			Routes:     slices.Clone(r.Routes),
 		},
 	}

@@ -186,6 +186,9 @@ func TestAlertFields(t *testing.T) {
 	evs := []schema.Event{fail401(0, "203.0.113.9"), fail401(1, "203.0.113.9"), fail401(2, "203.0.113.9")}
 	evs[2].User.Name = "alice"
 	evs[2].Trailwatch.Credential = schema.Credential{Fingerprint: "fp1", Type: "bearer"}
+	for i := range evs {
+		evs[i].Trailwatch.Raw = schema.RawRef{Hash: fmt.Sprintf("digest-%d", i), Partition: 2, KafkaOffset: int64(40 + i)}
+	}
 	alerts, err := d.Observe(t.Context(), evs)
 	if err != nil || len(alerts) != 1 {
 		t.Fatalf("got %d alerts, err %v", len(alerts), err)
@@ -220,6 +223,10 @@ func TestAlertFields(t *testing.T) {
 		{"user.name", a.User.Name, "alice"},
 		{"url.path", a.URL.Path, "/api/login"},
 		{"message", a.Message, "Three failures: 3 events in 10s for source.ip=203.0.113.9"},
+		// The raw record of the event that fired it.
+		{"raw.hash", a.Trailwatch.Raw.Hash, "digest-2"},
+		{"raw.partition", a.Trailwatch.Raw.Partition, int32(2)},
+		{"raw.kafka_offset", a.Trailwatch.Raw.KafkaOffset, int64(42)},
 	}
 	for _, c := range checks {
 		if c.got != c.want {

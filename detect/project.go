@@ -40,7 +40,8 @@ import (
 // errors), what an alert copies (source, user, url, the credential), the
 // actor (actor(): trailwatch.actor, else ActorKey's credential
 // fingerprint, user name and source ip) and the windowless alert message
-// (method, path, status). See alert.go and detector.go.
+// (method, path, status), and the raw record the alert points back at
+// (trailwatch.raw). See alert.go and detector.go.
 var detectorFields = []string{
 	"timestamp",
 	"event.id",
@@ -49,6 +50,7 @@ var detectorFields = []string{
 	"url",
 	"trailwatch.credential",
 	"trailwatch.actor",
+	"trailwatch.raw",
 	"http.request.method",
 	"http.response.status_code",
 }

@@ -15,7 +15,7 @@ import (
 
 // base are the fields every rule's projection keeps (detectorFields,
 // canonical and sorted).
-var base = []string{"event.id", "http.request.method", "http.response.status_code", "source", "timestamp", "trailwatch.actor", "trailwatch.credential", "url", "user"}
+var base = []string{"event.id", "http.request.method", "http.response.status_code", "source", "timestamp", "trailwatch.actor", "trailwatch.credential", "trailwatch.raw", "url", "user"}
 
 // withBase returns base plus extra, sorted.
 func withBase(extra ...string) []string {
@@ -158,6 +158,7 @@ func TestProjectionApply(t *testing.T) {
 	want.TLS.Version = src.TLS.Version
 	want.Trailwatch.Actor = src.Trailwatch.Actor
 	want.Trailwatch.Credential = src.Trailwatch.Credential
+	want.Trailwatch.Raw = src.Trailwatch.Raw
 	gb, _ := json.Marshal(got)
 	wb, _ := json.Marshal(&want)
 	if string(gb) != string(wb) {

@@ -59,7 +59,10 @@ type AlertTrailwatch struct {
 	FirstSeen      time.Time `json:"first_seen"`
 	LastSeen       time.Time `json:"last_seen"`
 	EventIDs       []string  `json:"event_ids,omitempty"`
-	RunID          string    `json:"run_id,omitempty"`
+	// Raw is the raw record of the event that fired the alert: its
+	// position in the raw topic and integrity digest (docs/integrity.md).
+	Raw   RawRef `json:"raw,omitzero"`
+	RunID string `json:"run_id,omitempty"`
 	// Routes name the notifier routes the alert goes to, from the rule's
 	// `routes:`; empty means the default route.
 	Routes []string `json:"routes,omitempty"`

@@ -78,7 +78,7 @@ func eventsMapping(flavor string) map[string]any {
 			"actor": kw, "source": kw,
 			"credential": credential(),
 			"identity":   obj(map[string]any{"owner": kw, "team": kw, "service": kw, "known": boolean}),
-			"raw":        obj(map[string]any{"origin": kw, "offset": long, "hash": kw, "collector": kw, "partition": long, "kafka_offset": long}),
+			"raw":        rawRef(),
 			"session":    obj(map[string]any{"id": kw, "start": date, "requests": long, "bytes": long}),
 			"signals": obj(map[string]any{
 				"first_seen": obj(map[string]any{
@@ -126,10 +126,16 @@ func alertsMapping(flavor string) map[string]any {
 			"first_seen":      date,
 			"last_seen":       date,
 			"event_ids":       kw,
+			"raw":             rawRef(),
 			"run_id":          kw,
 			"routes":          kw,
 		}),
 	})
+}
+
+// rawRef maps trailwatch.raw: where a document's raw record is and its digest.
+func rawRef() map[string]any {
+	return obj(map[string]any{"origin": kw, "offset": long, "hash": kw, "collector": kw, "partition": long, "kafka_offset": long})
 }
 
 func eventMeta() map[string]any {
