@@ -5,13 +5,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/trailwatch/trailwatch/normalize"
 	"github.com/trailwatch/trailwatch/outputs/route"
@@ -216,6 +221,7 @@ func TestRunRefusesUnreachableBroker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	t.Setenv("TRAILWATCH_KAFKA__DIAL_TIMEOUT", "1s")
+	t.Setenv("TRAILWATCH_KAFKA__STARTUP_WAIT", "2s")
 	code, _, errs := runCmd(t, ctx, "", "run", "--data-dir", t.TempDir(), "--brokers", "127.0.0.1:1", "--http-listen", "127.0.0.1:0", "--log-level", "error")
 	if code != 1 || !strings.Contains(errs, "127.0.0.1:1 unreachable") {
 		t.Errorf("want exit 1 naming the broker; got %d %q", code, errs)
@@ -473,4 +479,40 @@ func TestUnroutedRoutes(t *testing.T) {
 	if strings.Join(got, ",") != "audit,oncal" {
 		t.Errorf("unrouted = %v, want [audit oncal]", got)
 	}
+}
+
+// TestRunWaitsForABrokerComingUp starts `run` as a process while nothing
+// listens on the broker's port (a broker restarting), then starts a broker
+// there: the process waits, warning, and runs once the broker answers
+// instead of exiting.
+func TestRunWaitsForABrokerComingUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	broker := fmt.Sprintf("127.0.0.1:%d", port)
+	t.Setenv("TRAILWATCH_KAFKA__DIAL_TIMEOUT", "1s")
+	p := startChild(t, "run --data-dir "+t.TempDir()+" --brokers "+broker+" --stages normalize --http-listen 127.0.0.1:0 --log-level warn")
+	waitFor(t, "a warning that the broker is unreachable", 30*time.Second, func() bool {
+		p.alive(t)
+		return strings.Contains(p.stderr.String(), "kafka brokers unreachable; retrying")
+	})
+	c, err := kfake.NewCluster(kfake.Ports(port), kfake.SeedTopics(1, "trailwatch.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Running: the normalize stage's group joins the broker that came up.
+	adm := kadm.NewClient(mustClient(t, []string{broker}))
+	waitFor(t, "the normalize group to join the broker", 60*time.Second, func() bool {
+		p.alive(t)
+		groups, err := adm.DescribeGroups(t.Context(), "trailwatch-normalize")
+		if err != nil {
+			return false
+		}
+		g, ok := groups["trailwatch-normalize"]
+		return ok && g.Err == nil && len(g.Members) == 1
+	})
 }

@@ -192,6 +192,31 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, alertsOut io
 
 // connect starts the embedded broker if no brokers are configured, checks
 // the brokers answer and creates the topics.
+// waitBrokers pings the brokers until they answer, retrying with a warning
+// for up to kafka.startup_wait: a process (re)started while the broker
+// restarts waits for it, as running stages do, instead of exiting.
+func (a *app) waitBrokers(ctx context.Context) error {
+	kc := a.cfg.Kafka
+	giveUp := time.Now().Add(kc.StartupWait)
+	bo := pipeline.Backoff{Min: time.Second, Max: 10 * time.Second}
+	for {
+		pingCtx, cancel := context.WithTimeout(ctx, kc.DialTimeout+5*time.Second)
+		err := kafka.Ping(pingCtx, a.prod)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		left := time.Until(giveUp)
+		if ctx.Err() != nil || left <= 0 {
+			return fmt.Errorf("kafka brokers %s unreachable: %w", strings.Join(kc.Brokers, ","), errors.Unwrap(err))
+		}
+		a.log.Warn("kafka brokers unreachable; retrying", "brokers", strings.Join(kc.Brokers, ","), "err", errors.Unwrap(err), "gives_up_in", left.Round(time.Second))
+		if bo.Wait(ctx) != nil {
+			return fmt.Errorf("kafka brokers %s unreachable: %w", strings.Join(kc.Brokers, ","), errors.Unwrap(err))
+		}
+	}
+}
+
 func (a *app) connect(ctx context.Context) error {
 	kc := a.cfg.Kafka
 	if len(kc.Brokers) == 0 {
@@ -226,11 +251,11 @@ func (a *app) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
+	if err := a.waitBrokers(ctx); err != nil {
+		return err
+	}
 	pingCtx, cancel := context.WithTimeout(ctx, kc.DialTimeout+5*time.Second)
 	defer cancel()
-	if err := kafka.Ping(pingCtx, a.prod); err != nil {
-		return fmt.Errorf("kafka brokers %s unreachable: %w", strings.Join(kc.Brokers, ","), errors.Unwrap(err))
-	}
 	t := kc.Topics
 	if err := kafka.EnsureTopics(pingCtx, a.prod, kc.Partitions, kc.ReplicationFactor, t.AllTopics()...); err != nil {
 		return fmt.Errorf("kafka: %w", err)

@@ -46,6 +46,9 @@ type Config struct {
 	GroupPrefix string `koanf:"group_prefix"`
 	// DialTimeout bounds connecting to a broker.
 	DialTimeout time.Duration `koanf:"dial_timeout"`
+	// StartupWait is how long a starting process keeps retrying brokers
+	// that do not answer (a broker restarting) before it gives up.
+	StartupWait time.Duration `koanf:"startup_wait"`
 	// SessionTimeout is how long the group waits for a silent member (a
 	// killed process) before moving its partitions to others.
 	SessionTimeout time.Duration `koanf:"session_timeout"`
@@ -100,6 +103,7 @@ func DefaultConfig() Config {
 		ReplicationFactor: -1,
 		GroupPrefix:       "trailwatch",
 		DialTimeout:       10 * time.Second,
+		StartupWait:       2 * time.Minute,
 		SessionTimeout:    45 * time.Second,
 		Topics: Topics{
 			Raw:      "trailwatch.raw",
@@ -122,6 +126,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.SessionTimeout < time.Second {
 		errs = append(errs, errors.New("session_timeout: must be at least 1s"))
+	}
+	if c.StartupWait < 0 {
+		errs = append(errs, errors.New("startup_wait: must not be negative"))
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("partitions: must be at least 1"))
