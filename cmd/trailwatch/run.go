@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -192,9 +193,21 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, alertsOut io
 
 // connect starts the embedded broker if no brokers are configured, checks
 // the brokers answer and creates the topics.
+// brokerDown reports an error of a broker that is not there yet (refused,
+// unreachable, timed out): worth waiting for. A broker that answers and
+// refuses (SASL, TLS, authorization) is a configuration error, returned at
+// once.
+func brokerDown(err error) bool {
+	var ne net.Error
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
+		errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
 // waitBrokers pings the brokers until they answer, retrying with a warning
-// for up to kafka.startup_wait: a process (re)started while the broker
-// restarts waits for it, as running stages do, instead of exiting.
+// for up to kafka.startup_wait while they are down (brokerDown): a process
+// (re)started while the broker restarts waits for it, as running stages
+// do, instead of exiting.
 func (a *app) waitBrokers(ctx context.Context) error {
 	kc := a.cfg.Kafka
 	giveUp := time.Now().Add(kc.StartupWait)
@@ -207,7 +220,7 @@ func (a *app) waitBrokers(ctx context.Context) error {
 			return nil
 		}
 		left := time.Until(giveUp)
-		if ctx.Err() != nil || left <= 0 {
+		if ctx.Err() != nil || left <= 0 || !brokerDown(err) {
 			return fmt.Errorf("kafka brokers %s unreachable: %w", strings.Join(kc.Brokers, ","), errors.Unwrap(err))
 		}
 		a.log.Warn("kafka brokers unreachable; retrying", "brokers", strings.Join(kc.Brokers, ","), "err", errors.Unwrap(err), "gives_up_in", left.Round(time.Second))
