@@ -233,6 +233,9 @@ start() {
 		tw_die "kafka.tools.StorageTool could not format $RUN_DIR/data"
 	fi
 
+	# started: the listener is open and the broker says it has started.
+	# shellcheck disable=SC2317 # called by tw_wait_ready
+	started() { tw_port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$LOGFILE"; }
 	nohup "$JAVA" "$MARKER" -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
 		-XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
 		-Dlog4j2.configurationFile="$RUN_DIR/log4j2.properties" -Dkafka.logs.dir="$RUN_DIR" \
@@ -244,19 +247,7 @@ start() {
 
 	# Cheap wait for the listener, then one real admin-client metadata round trip.
 	local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
-	until tw_port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$LOGFILE"; do
-		if ! tw_pid_alive "$PIDFILE" "$MARKER"; then
-			tw_log_tail "$LOGFILE"
-			rm -f "$PIDFILE"
-			tw_die "Kafka exited during startup (log: $LOGFILE)"
-		fi
-		if ((SECONDS >= deadline)); then
-			tw_log_tail "$LOGFILE"
-			tw_stop_pid "$PIDFILE" "$MARKER" "Kafka"
-			tw_die "Kafka did not start within ${KAFKA_START_TIMEOUT}s (log: $LOGFILE)"
-		fi
-		sleep 0.25
-	done
+	tw_wait_ready Kafka start "$KAFKA_START_TIMEOUT" 0.25 started
 	local left=$((deadline - SECONDS))
 	if ! admin_list_topics "$left" >"$RUN_DIR/ready.log" 2>&1; then
 		tw_log_tail "$RUN_DIR/ready.log"

@@ -75,6 +75,31 @@ tw_wait_exec() {
 	return 0 # the caller's own liveness check reports a real failure
 }
 
+# tw_wait_ready WHAT READY TIMEOUT INTERVAL CMD... polls CMD every INTERVAL
+# seconds until it succeeds, for the process the caller just started
+# ($PIDFILE, $MARKER, logging to $LOGFILE). If the process exits, or CMD
+# still fails after TIMEOUT seconds, it prints the log's tail, stops what is
+# left and dies: "WHAT exited during startup" or "WHAT did not READY within".
+# shellcheck disable=SC2153 # PIDFILE, MARKER and LOGFILE are the caller's
+tw_wait_ready() {
+	local what=$1 ready=$2 timeout=$3 interval=$4
+	shift 4
+	local deadline=$((SECONDS + timeout))
+	until "$@"; do
+		if ! tw_pid_alive "$PIDFILE" "$MARKER"; then
+			tw_log_tail "$LOGFILE"
+			rm -f "$PIDFILE"
+			tw_die "$what exited during startup (log: $LOGFILE)"
+		fi
+		if ((SECONDS >= deadline)); then
+			tw_log_tail "$LOGFILE"
+			tw_stop_pid "$PIDFILE" "$MARKER" "$what"
+			tw_die "$what did not $ready within ${timeout}s (log: $LOGFILE)"
+		fi
+		sleep "$interval"
+	done
+}
+
 # tw_stop_pid PIDFILE MARKER WHAT sends SIGTERM, waits up to 30 s, then SIGKILL.
 tw_stop_pid() {
 	local pidfile=$1 marker=$2 what=$3 pid i

