@@ -325,12 +325,9 @@ func runBeside(b *testing.B, kind string, brokers []string, prod *kgo.Client, to
 	if err != nil {
 		b.Fatal(err)
 	}
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(rctx) }()
+	stop := testenv.Start(b, ctx, r.Run)
 	return counted.done, func() {
 		stop()
-		<-done
 		_, _ = adm.DeleteTopics(context.Background(), cpTopic, evTopic, dlqTopic)
 	}
 }

@@ -82,10 +82,7 @@ func TestNormalizeBuildsIntegrityChain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); _ = r.Run(rctx) }()
-		defer func() { cancel(); <-done }()
+		defer testenv.Start(t, ctx, r.Run)()
 		for p := int32(0); p < 2; p++ {
 			testenv.WaitFor(t, fmt.Sprintf("partition %d's last checkpoint to end at %d", p, wantTo), 30*time.Second, func() bool {
 				last, err := ks.Last(ctx, p)

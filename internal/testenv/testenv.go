@@ -7,9 +7,11 @@
 package testenv
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -85,4 +87,16 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 		}
 		<-tick.C
 	}
+}
+
+// Start runs run in a goroutine until the returned stop is called or the
+// test ends; stop cancels run's context and waits for it to return.
+func Start(t testing.TB, ctx context.Context, run func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }
