@@ -1,7 +1,6 @@
 package normalize
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -155,7 +154,7 @@ func (d *decoder) rawString() []byte {
 	}
 	start := d.i + 1
 	ascii := true
-	j := start + plainBytes(d.data[start:])
+	j := start + PlainJSONPrefix(d.data[start:])
 	for ; j < len(d.data); j++ {
 		c := d.data[j]
 		if c == '"' {
@@ -238,22 +237,6 @@ func (d *decoder) rawString() []byte {
 	}
 	d.fail()
 	return nil
-}
-
-// plainBytes returns how many leading bytes of b are ASCII that a JSON
-// string holds as is, eight at a time as plainPrefix does for strings.
-func plainBytes(b []byte) int {
-	const lsb, msb = 0x0101010101010101, 0x8080808080808080
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		q := x ^ (lsb * '"')
-		bs := x ^ (lsb * '\\')
-		if ((x-lsb*0x20)&^x|(q-lsb)&^q|(bs-lsb)&^bs|x)&msb != 0 {
-			break
-		}
-	}
-	return i
 }
 
 func (d *decoder) str() string { return string(d.rawString()) }

@@ -477,16 +477,16 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 
 const hexDigits = "0123456789abcdef"
 
-// plainPrefix returns how many leading bytes of s are ASCII that a JSON
-// string holds as is. It tests eight bytes at a time with the carry tricks
-// for "has a byte below n / equal to v", which answer "any?" exactly.
-func plainPrefix(s string) int {
+// PlainJSONPrefix returns how many leading bytes of s a JSON string holds
+// as they are: ASCII, no quote, backslash or control character. It tests
+// eight bytes at a time with the carry tricks for "has a byte below n /
+// equal to v", which answer "any?" exactly.
+func PlainJSONPrefix[T ~string | ~[]byte](s T) int {
 	const lsb, msb = 0x0101010101010101, 0x8080808080808080
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		w := s[i : i+8]
-		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
-			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 		q := x ^ (lsb * '"')
 		bs := x ^ (lsb * '\\')
 		if ((x-lsb*0x20)&^x|(q-lsb)&^q|(bs-lsb)&^bs|x)&msb != 0 {
@@ -510,7 +510,7 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; ; {
-		i += plainPrefix(s[i:])
+		i += PlainJSONPrefix(s[i:])
 		if i >= len(s) {
 			break
 		}

@@ -1,9 +1,10 @@
 package stages
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"time"
+
+	"github.com/trailwatch/trailwatch/normalize"
 )
 
 // readDocHead returns a document's event.id and @timestamp exactly as
@@ -203,7 +204,7 @@ func (s *headScan) string() bool {
 }
 
 // skipString consumes any valid string, escapes and non-ASCII included.
-// Strings are most of a document's bytes, so it checks eight at a time.
+// Strings are most of a document's bytes: plain runs go eight at a time.
 func (s *headScan) skipString() bool {
 	b, i := s.b, s.i
 	if i >= len(b) || b[i] != '"' {
@@ -211,9 +212,7 @@ func (s *headScan) skipString() bool {
 	}
 	i++
 	for {
-		for i+8 <= len(b) && !hasStringSpecial(binary.LittleEndian.Uint64(b[i:])) {
-			i += 8
-		}
+		i += normalize.PlainJSONPrefix(b[i:])
 		if i >= len(b) {
 			return false
 		}
@@ -251,19 +250,6 @@ func (s *headScan) skipString() bool {
 			return false // a control character
 		}
 	}
-}
-
-// hasStringSpecial reports whether one of the eight bytes of w is '"',
-// '\\' or below 0x20 (the classic has-zero-byte and has-less-than word
-// tricks, exact for "any byte").
-func hasStringSpecial(w uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	quote := w ^ (ones * '"')
-	slash := w ^ (ones * '\\')
-	zeroQuote := (quote - ones) &^ quote
-	zeroSlash := (slash - ones) &^ slash
-	control := (w - ones*0x20) &^ w
-	return (zeroQuote|zeroSlash|control)&highs != 0
 }
 
 // value consumes one valid JSON value of any kind.
