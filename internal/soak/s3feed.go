@@ -18,6 +18,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/trailwatch/trailwatch/normalize/schema"
 )
 
 // The account and region of the synthetic deliveries, and the prefixes
@@ -277,32 +279,9 @@ type s3Check struct {
 	firstWrong    []string
 }
 
-// s3Doc is what the verifier reads of a CloudTrail or ALB document.
-type s3Doc struct {
-	Event struct {
-		ID string `json:"id"`
-	} `json:"event"`
-	Source struct {
-		IP string `json:"ip"`
-	} `json:"source"`
-	URL struct {
-		Path string `json:"path"`
-	} `json:"url"`
-	Trace struct {
-		ID string `json:"id"`
-	} `json:"trace"`
-	Trailwatch struct {
-		Source string `json:"source"`
-	} `json:"trailwatch"`
-}
-
-// take counts src if it is a CloudTrail or ALB document and reports
+// take counts d if it is a CloudTrail or ALB document and reports
 // whether it was one; other documents are left to the request checks.
-func (f *s3Feed) take(c *s3Check, src json.RawMessage) bool {
-	var d s3Doc
-	if json.Unmarshal(src, &d) != nil {
-		return false
-	}
+func (f *s3Feed) take(c *s3Check, d *schema.Event) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var (

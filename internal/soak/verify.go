@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/trailwatch/trailwatch/normalize/schema"
 )
 
 // report is what the verifier found; table prints it.
@@ -148,24 +150,6 @@ func otherLines(files []string, run string) int {
 	return n
 }
 
-// indexedDoc is what the verifier reads of an event document.
-type indexedDoc struct {
-	Source struct {
-		IP string `json:"ip"`
-	} `json:"source"`
-	URL struct {
-		Path string `json:"path"`
-	} `json:"url"`
-	HTTP struct {
-		Response struct {
-			StatusCode int `json:"status_code"`
-		} `json:"response"`
-	} `json:"http"`
-	Event struct {
-		Dataset string `json:"dataset"`
-	} `json:"event"`
-}
-
 type verifier struct {
 	run      string
 	brokers  []string
@@ -210,12 +194,12 @@ func (v *verifier) verify(ctx context.Context, r *report) {
 		if strings.Contains(string(src), "CANARY") {
 			leaks++
 		}
-		if v.s3 != nil && v.s3.take(s3c, src) {
-			return
-		}
-		var d indexedDoc
+		var d schema.Event
 		if json.Unmarshal(src, &d) != nil {
 			r.Invented++
+			return
+		}
+		if v.s3 != nil && v.s3.take(s3c, &d) {
 			return
 		}
 		m := re.FindStringSubmatch(d.URL.Path)
