@@ -589,19 +589,16 @@ const maxSetupWait = 30 * time.Second
 // while Elasticsearch is away waits for it, as every stage waits for Kafka,
 // instead of exiting.
 func ensureIndices(ctx context.Context, w *elasticsearch.Indexer, log *slog.Logger, first time.Duration) error {
-	wait := first
+	bo := pipeline.Backoff{Min: first, Max: maxSetupWait}
 	for {
 		err := w.EnsureIndices(ctx)
 		if err == nil || !elasticsearch.Retryable(err) || ctx.Err() != nil {
 			return err
 		}
-		log.Warn("elasticsearch not reachable at start-up; retrying index setup", "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
+		log.Warn("elasticsearch not reachable at start-up; retrying index setup", "err", err)
+		if bo.Wait(ctx) != nil {
 			return err
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, maxSetupWait)
 	}
 }
 
