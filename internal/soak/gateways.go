@@ -25,9 +25,13 @@ type gateways struct {
 	haproxyURL string
 	nginxLog   string // live nginx access log
 	haproxyLog string // live rsyslog file with HAProxy's lines
-	nginx      *proc
-	haproxy    *proc
-	rsyslog    *proc
+	// haproxyLedger is a second file rsyslog writes every HAProxy line to,
+	// never rotated nor collected: the record of what the gateway logged,
+	// including lines copytruncate destroys between its copy and truncate.
+	haproxyLedger string
+	nginx         *proc
+	haproxy       *proc
+	rsyslog       *proc
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -98,6 +102,7 @@ global(workDirectory="%[1]s")
 module(load="imudp")
 input(type="imudp" address="127.0.0.1" port="%[2]d" rcvbufSize="8m")
 *.* action(type="omfile" file="%[3]s" template="RSYSLOG_TraditionalFileFormat" flushOnTXEnd="on" asyncWriting="off")
+*.* action(type="omfile" file="%[4]s" template="RSYSLOG_TraditionalFileFormat" flushOnTXEnd="on" asyncWriting="off")
 `
 
 // startGateways writes the three configurations under dir and starts
@@ -112,10 +117,11 @@ func startGateways(t testing.TB, dir string) *gateways {
 	}
 	g.nginxLog = filepath.Join(dir, "logs/nginx/access.log")
 	g.haproxyLog = filepath.Join(dir, "logs/haproxy/haproxy.log")
+	g.haproxyLedger = filepath.Join(dir, "rsyslog/haproxy.ledger")
 
 	syslogPort := freeUDPPort(t)
 	rsConf := filepath.Join(dir, "rsyslog/rsyslog.conf")
-	write(t, rsConf, fmt.Sprintf(rsyslogConf, filepath.Join(dir, "rsyslog"), syslogPort, g.haproxyLog))
+	write(t, rsConf, fmt.Sprintf(rsyslogConf, filepath.Join(dir, "rsyslog"), syslogPort, g.haproxyLog, g.haproxyLedger))
 	g.rsyslog = newProc(t, "rsyslog", filepath.Join(dir, "rsyslog.stderr"),
 		testenv.Binary(t, "rsyslogd"), "-n", "-f", rsConf, "-i", filepath.Join(dir, "rsyslog/rsyslog.pid"))
 	g.rsyslog.start(t)
@@ -191,7 +197,8 @@ func (g *gateways) rotateRename(n int) error {
 // rotateCopyTruncate is logrotate's copytruncate on rsyslog's file: copy
 // it aside (outside the collector's glob), then truncate it in place while
 // rsyslog keeps writing. Lines written between the copy and the truncate
-// are lost by design of copytruncate; the verifier counts them apart.
+// are in neither file: the collector reads them only if it got there
+// before the truncate. The verifier reads rsyslog's ledger to know them.
 func (g *gateways) rotateCopyTruncate(n int) error {
 	b, err := os.ReadFile(g.haproxyLog)
 	if err != nil {
@@ -203,11 +210,10 @@ func (g *gateways) rotateCopyTruncate(n int) error {
 	return os.Truncate(g.haproxyLog, 0)
 }
 
-// logFiles lists every file a gateway wrote: the live logs, nginx's
-// renamed ones and the copytruncate copies.
-func (g *gateways) logFiles() (live []string, copies []string) {
+// logFiles lists what the gateways logged: nginx's live and renamed logs,
+// rsyslog's ledger of HAProxy's lines, and rsyslog's live file (what
+// copytruncate left in place).
+func (g *gateways) logFiles() (nginx []string, ledger, haproxyLive string) {
 	n, _ := filepath.Glob(g.nginxLog + "*")
-	h, _ := filepath.Glob(g.haproxyLog)
-	c, _ := filepath.Glob(g.haproxyLog + ".copy*")
-	return append(n, h...), c
+	return n, g.haproxyLedger, g.haproxyLog
 }

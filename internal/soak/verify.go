@@ -56,11 +56,11 @@ func (r *report) table(w io.Writer) {
 	row := func(k string, v any) { fmt.Fprintf(w, "| %s | %v |\n", k, v) }
 	row("requests sent", r.Sent)
 	row("records in (lines the gateways logged)", r.Logged)
-	row("  of which only in a copytruncate copy", r.CopyOnly)
+	row("  of which rotated away by copytruncate", r.CopyOnly)
 	row("indexed (distinct requests)", r.Indexed)
 	row("duplicates", r.Duplicates)
 	row("missing", r.Missing)
-	row("missing, lost to copytruncate's copy/truncate gap", r.MissingCopyOnly)
+	row("missing, rotated away by copytruncate before collected", r.MissingCopyOnly)
 	row("invented", r.Invented)
 	row("wrong fields", r.WrongFields)
 	row("S3 objects uploaded (CloudTrail + ALB)", fmt.Sprintf("%d (%d + %d)", r.S3Objects, r.S3CTObjects, r.S3ALBObjects))
@@ -165,18 +165,16 @@ type verifier struct {
 func (v *verifier) verify(ctx context.Context, r *report) {
 	sent := v.gen.sent()
 	r.Sent = len(sent)
-	live, copies := v.gw.logFiles()
-	logged, malformed := seqsIn(live, v.run)
-	copied, badCopied := seqsIn(copies, v.run)
-	for m := range badCopied {
-		malformed[m] = true
-	}
+	nginx, ledger, haproxyLive := v.gw.logFiles()
+	logged, malformed := seqsIn(append(nginx, ledger), v.run)
+	live, _ := seqsIn(append(nginx, haproxyLive), v.run)
+	// Lines the gateways logged but no longer in a live or renamed file:
+	// copytruncate rotated them away, into its copy or its gap.
 	copyOnly := map[int]bool{}
-	for s, n := range copied {
-		if logged[s] == 0 {
+	for s := range logged {
+		if live[s] == 0 {
 			copyOnly[s] = true
 		}
-		logged[s] += n
 	}
 	r.Logged, r.CopyOnly, r.Malformed = len(logged), len(copyOnly), len(malformed)
 	for s, n := range logged {
@@ -230,7 +228,7 @@ func (v *verifier) verify(ctx context.Context, r *report) {
 	if leaks > 0 {
 		r.CanaryLeaks = append(r.CanaryLeaks, fmt.Sprintf("%d event documents", leaks))
 	}
-	if otherLogged := otherLines(live, v.run) + otherLines(copies, v.run); otherIndexed > otherLogged {
+	if otherLogged := otherLines(append(nginx, ledger), v.run); otherIndexed > otherLogged {
 		r.Invented += otherIndexed - otherLogged
 	}
 	for s, n := range seen {
