@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# soak.sh {short|full|load} [extra go test -args…] — the proof harness of
+# soak.sh {short|full|load|noindex} [extra go test -args…] — the proof harness of
 # internal/soak against a real Kafka broker and OpenSearch node, with the
 # real nginx, HAProxy and rsyslog from scripts/install-peers.sh.
 #
-# short and load use the shared services of scripts/services.sh (started
+# short, load and noindex use the shared services of scripts/services.sh (started
 # here if not running, never stopped).
 #
 # full starts a Kafka/OpenSearch/S3 set of its own, under its own run
@@ -43,7 +43,7 @@ own_services() {
 }
 
 case $mode in
-short | load)
+short | load | noindex)
 	bash scripts/services.sh start
 	# shellcheck disable=SC1091
 	. "${TW_RUN:-/tmp/trailwatch-services}/env"
@@ -68,8 +68,9 @@ full)
 		-args -profile full -services-run "$TW_RUN" -report "$report" "$@"
 	;;
 load) exec go test -tags soak -run '^TestLoad$' -count=1 -timeout 40m -v ./internal/soak/ -args -report "$report" "$@" ;;
+noindex) exec go test -tags soak -run '^TestLoadNoIndex$' -count=1 -timeout 10m -v ./internal/soak/ -args -report "$report" "$@" ;;
 *)
-	echo "usage: $0 {short|full|load} [go test -args…]" >&2
+	echo "usage: $0 {short|full|load|noindex} [go test -args…]" >&2
 	exit 2
 	;;
 esac

@@ -236,12 +236,16 @@ func TestLoad(t *testing.T) {
 	// record to the last enriched one.
 	out.WriteString(noIndex(t, ctx, brokers, filepath.Join(dir, "noindex"), *noIndexLines))
 	t.Log(out.String())
-	if *reportFile != "" {
-		if f, err := os.OpenFile(*reportFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
-			_, _ = f.WriteString(out.String())
-			f.Close()
-		}
-	}
+	appendReport(out.String())
+}
+
+// TestLoadNoIndex is the without-index measurement of TestLoad alone
+// (scripts/soak.sh noindex), for working on the pipeline's CPU cost.
+func TestLoadNoIndex(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	out := noIndex(t, t.Context(), brokers, t.TempDir(), *noIndexLines)
+	t.Log(out)
+	appendReport(out)
 }
 
 func noIndex(t *testing.T, ctx context.Context, brokers []string, dir string, lines int) string {

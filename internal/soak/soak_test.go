@@ -140,13 +140,7 @@ func TestSoak(t *testing.T) {
 	fmt.Fprintf(&b, "\nsoak profile %s, run %s, %s of traffic at %d req/s, total %s\n\n", pr.name, run, pr.duration, pr.rate, time.Since(start).Round(time.Second))
 	rep.table(&b)
 	t.Log(b.String())
-	if *reportFile != "" {
-		f, err := os.OpenFile(*reportFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err == nil {
-			_, _ = f.WriteString(b.String())
-			f.Close()
-		}
-	}
+	appendReport(b.String())
 	for _, p := range rep.Problems {
 		t.Error(p)
 	}
@@ -226,4 +220,15 @@ func fullFaults(t *testing.T, pl *pipeline, gw *gateways, slack *slackServer, es
 			do: restartService(*servicesRun, "opensearch", 60*time.Second, osUp), outage: true},
 	)
 	return out
+}
+
+// appendReport appends a load result to the -report file, if one is set.
+func appendReport(text string) {
+	if *reportFile == "" {
+		return
+	}
+	if f, err := os.OpenFile(*reportFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+		_, _ = f.WriteString(text)
+		f.Close()
+	}
 }
