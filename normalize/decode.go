@@ -241,6 +241,10 @@ func (d *decoder) rawString() []byte {
 
 func (d *decoder) str() string { return string(d.rawString()) }
 
+// sym reads a JSON string of a low-cardinality field: one of few values,
+// repeated across events, and returned from the symbol table.
+func (d *decoder) sym() string { return symbols.intern(d.rawString()) }
+
 // number returns the literal of a JSON number and whether it is an
 // integer (no fraction, no exponent).
 func (d *decoder) number() (lit []byte, integer bool) {
@@ -353,6 +357,15 @@ func (d *decoder) strs() []string {
 	out := []string{}
 	for more := d.enter('[', ']'); more; more = d.next(']') {
 		out = append(out, d.str())
+	}
+	return out
+}
+
+// syms reads an array of low-cardinality strings (event.category, …).
+func (d *decoder) syms() []string {
+	out := []string{}
+	for more := d.enter('[', ']'); more; more = d.next(']') {
+		out = append(out, d.sym())
 	}
 	return out
 }

@@ -68,21 +68,21 @@ func (d *decoder) eventMeta(m *schema.EventMeta) {
 		case "id":
 			m.ID = d.str()
 		case "kind":
-			m.Kind = d.str()
+			m.Kind = d.sym()
 		case "category":
-			m.Category = d.strs()
+			m.Category = d.syms()
 		case "type":
-			m.Type = d.strs()
+			m.Type = d.syms()
 		case "action":
-			m.Action = d.str()
+			m.Action = d.sym()
 		case "outcome":
-			m.Outcome = d.str()
+			m.Outcome = d.sym()
 		case "dataset":
-			m.Dataset = d.str()
+			m.Dataset = d.sym()
 		case "module":
-			m.Module = d.str()
+			m.Module = d.sym()
 		case "provider":
-			m.Provider = d.str()
+			m.Provider = d.sym()
 		case "severity":
 			m.Severity = int(d.integer(64))
 		case "duration":
@@ -124,11 +124,11 @@ func (d *decoder) geo(g *schema.Geo) {
 	d.fields(func(k []byte) {
 		switch string(k) {
 		case "country_iso_code":
-			g.CountryISOCode = d.str()
+			g.CountryISOCode = d.sym()
 		case "country_name":
-			g.CountryName = d.str()
+			g.CountryName = d.sym()
 		case "city_name":
-			g.CityName = d.str()
+			g.CityName = d.sym()
 		case "location":
 			d.fields(func(k []byte) {
 				switch string(k) {
@@ -154,7 +154,7 @@ func (d *decoder) as(a *schema.AS) {
 		case "organization":
 			d.fields(func(k []byte) {
 				if string(k) == "name" {
-					a.Organization.Name = d.str()
+					a.Organization.Name = d.sym()
 					return
 				}
 				d.fail()
@@ -175,7 +175,7 @@ func (d *decoder) user(u *schema.User) {
 		case "email":
 			u.Email = d.str()
 		case "domain":
-			u.Domain = d.str()
+			u.Domain = d.sym()
 		default:
 			d.fail()
 		}
@@ -186,20 +186,20 @@ func (d *decoder) userAgent(ua *schema.UserAgent) {
 	d.fields(func(k []byte) {
 		switch string(k) {
 		case "original":
-			ua.Original = d.str()
+			ua.Original = d.sym()
 		case "name":
-			ua.Name = d.str()
+			ua.Name = d.sym()
 		case "version":
-			ua.Version = d.str()
+			ua.Version = d.sym()
 		case "os":
 			d.fields(func(k []byte) {
 				switch string(k) {
 				case "name":
-					ua.OS.Name = d.str()
+					ua.OS.Name = d.sym()
 				case "version":
-					ua.OS.Version = d.str()
+					ua.OS.Version = d.sym()
 				case "full":
-					ua.OS.Full = d.str()
+					ua.OS.Full = d.sym()
 				default:
 					d.fail()
 				}
@@ -207,7 +207,7 @@ func (d *decoder) userAgent(ua *schema.UserAgent) {
 		case "device":
 			d.fields(func(k []byte) {
 				if string(k) == "name" {
-					ua.Device.Name = d.str()
+					ua.Device.Name = d.sym()
 					return
 				}
 				d.fail()
@@ -232,7 +232,7 @@ func (d *decoder) http(h *schema.HTTP) {
 	d.fields(func(k []byte) {
 		switch string(k) {
 		case "version":
-			h.Version = d.str()
+			h.Version = d.sym()
 		case "request":
 			r := &h.Request
 			d.fields(func(k []byte) {
@@ -240,11 +240,11 @@ func (d *decoder) http(h *schema.HTTP) {
 				case "id":
 					r.ID = d.str()
 				case "method":
-					r.Method = d.str()
+					r.Method = d.sym()
 				case "referrer":
 					r.Referrer = d.str()
 				case "mime_type":
-					r.MimeType = d.str()
+					r.MimeType = d.sym()
 				case "bytes":
 					r.Bytes = d.integer(64)
 				case "body":
@@ -260,7 +260,7 @@ func (d *decoder) http(h *schema.HTTP) {
 				case "status_code":
 					r.StatusCode = int(d.integer(64))
 				case "mime_type":
-					r.MimeType = d.str()
+					r.MimeType = d.sym()
 				case "bytes":
 					r.Bytes = d.integer(64)
 				case "body":
@@ -281,9 +281,9 @@ func (d *decoder) url(u *schema.URL) {
 		case "original":
 			u.Original = d.str()
 		case "scheme":
-			u.Scheme = d.str()
+			u.Scheme = d.sym()
 		case "domain":
-			u.Domain = d.str()
+			u.Domain = d.sym()
 		case "port":
 			u.Port = int(d.integer(64))
 		case "path":
@@ -302,13 +302,13 @@ func (d *decoder) cloud(c *schema.Cloud) {
 	d.fields(func(k []byte) {
 		switch string(k) {
 		case "provider":
-			c.Provider = d.str()
+			c.Provider = d.sym()
 		case "region":
-			c.Region = d.str()
+			c.Region = d.sym()
 		case "account":
 			d.fields(func(k []byte) {
 				if string(k) == "id" {
-					c.Account.ID = d.str()
+					c.Account.ID = d.sym()
 					return
 				}
 				d.fail()
@@ -316,7 +316,7 @@ func (d *decoder) cloud(c *schema.Cloud) {
 		case "service":
 			d.fields(func(k []byte) {
 				if string(k) == "name" {
-					c.Service.Name = d.str()
+					c.Service.Name = d.sym()
 					return
 				}
 				d.fail()
@@ -331,15 +331,15 @@ func (d *decoder) observer(o *schema.Observer) {
 	d.fields(func(k []byte) {
 		switch string(k) {
 		case "name":
-			o.Name = d.str()
+			o.Name = d.sym()
 		case "hostname":
-			o.Hostname = d.str()
+			o.Hostname = d.sym()
 		case "type":
-			o.Type = d.str()
+			o.Type = d.sym()
 		case "vendor":
-			o.Vendor = d.str()
+			o.Vendor = d.sym()
 		case "product":
-			o.Product = d.str()
+			o.Product = d.sym()
 		default:
 			d.fail()
 		}
@@ -365,15 +365,15 @@ func (d *decoder) tls(t *schema.TLS) {
 	d.fields(func(k []byte) {
 		switch string(k) {
 		case "version":
-			t.Version = d.str()
+			t.Version = d.sym()
 		case "version_protocol":
-			t.VersionProtocol = d.str()
+			t.VersionProtocol = d.sym()
 		case "cipher":
-			t.Cipher = d.str()
+			t.Cipher = d.sym()
 		case "client":
 			d.fields(func(k []byte) {
 				if string(k) == "server_name" {
-					t.Client.ServerName = d.str()
+					t.Client.ServerName = d.sym()
 					return
 				}
 				d.fail()
@@ -390,9 +390,9 @@ func (d *decoder) service(s *schema.Service) {
 		case "id":
 			s.ID = d.str()
 		case "name":
-			s.Name = d.str()
+			s.Name = d.sym()
 		case "type":
-			s.Type = d.str()
+			s.Type = d.sym()
 		default:
 			d.fail()
 		}
@@ -403,11 +403,11 @@ func (d *decoder) errorMeta(e *schema.Error) {
 	d.fields(func(k []byte) {
 		switch string(k) {
 		case "code":
-			e.Code = d.str()
+			e.Code = d.sym()
 		case "message":
 			e.Message = d.str()
 		case "type":
-			e.Type = d.str()
+			e.Type = d.sym()
 		default:
 			d.fail()
 		}
@@ -438,7 +438,7 @@ func (d *decoder) threatEnrichment(e *schema.ThreatEnrichment) {
 			d.fields(func(k []byte) {
 				switch string(k) {
 				case "type":
-					in.Type = d.str()
+					in.Type = d.sym()
 				case "ip":
 					in.IP = d.str()
 				case "url":
@@ -446,11 +446,11 @@ func (d *decoder) threatEnrichment(e *schema.ThreatEnrichment) {
 				case "domain":
 					in.Domain = d.str()
 				case "provider":
-					in.Provider = d.str()
+					in.Provider = d.sym()
 				case "description":
 					in.Description = d.str()
 				case "confidence":
-					in.Confidence = d.str()
+					in.Confidence = d.sym()
 				default:
 					d.fail()
 				}
@@ -462,9 +462,9 @@ func (d *decoder) threatEnrichment(e *schema.ThreatEnrichment) {
 				case "atomic":
 					m.Atomic = d.str()
 				case "field":
-					m.Field = d.str()
+					m.Field = d.sym()
 				case "type":
-					m.Type = d.str()
+					m.Type = d.sym()
 				default:
 					d.fail()
 				}
@@ -481,7 +481,7 @@ func (d *decoder) trailwatch(tw *schema.Trailwatch) {
 		case "actor":
 			tw.Actor = d.str()
 		case "source":
-			tw.Source = d.str()
+			tw.Source = d.sym()
 		case "credential":
 			d.credential(&tw.Credential)
 		case "identity":
@@ -489,11 +489,11 @@ func (d *decoder) trailwatch(tw *schema.Trailwatch) {
 			d.fields(func(k []byte) {
 				switch string(k) {
 				case "owner":
-					id.Owner = d.str()
+					id.Owner = d.sym()
 				case "team":
-					id.Team = d.str()
+					id.Team = d.sym()
 				case "service":
-					id.Service = d.str()
+					id.Service = d.sym()
 				case "known":
 					id.Known = d.boolean()
 				default:
@@ -536,11 +536,11 @@ func (d *decoder) credential(c *schema.Credential) {
 		case "fingerprint":
 			c.Fingerprint = d.str()
 		case "type":
-			c.Type = d.str()
+			c.Type = d.sym()
 		case "id":
 			c.ID = d.str()
 		case "issuer":
-			c.Issuer = d.str()
+			c.Issuer = d.sym()
 		case "subject":
 			c.Subject = d.str()
 		case "client_id":
@@ -555,13 +555,13 @@ func (d *decoder) raw(r *schema.RawRef) {
 	d.fields(func(k []byte) {
 		switch string(k) {
 		case "origin":
-			r.Origin = d.str()
+			r.Origin = d.sym()
 		case "offset":
 			r.Offset = d.integer(64)
 		case "hash":
 			r.Hash = d.str()
 		case "collector":
-			r.Collector = d.str()
+			r.Collector = d.sym()
 		case "partition":
 			r.Partition = int32(d.integer(32))
 		case "kafka_offset":
@@ -602,7 +602,7 @@ func (d *decoder) signals(s *schema.Signals) {
 				case "from_ip":
 					t.FromIP = d.str()
 				case "from_country":
-					t.FromCountry = d.str()
+					t.FromCountry = d.sym()
 				case "distance_km":
 					t.DistanceKM = d.float()
 				case "seconds":
