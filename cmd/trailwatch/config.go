@@ -131,6 +131,9 @@ type IndexConfig struct {
 	Elasticsearch elasticsearch.Config `koanf:"elasticsearch"`
 	// File configures the file type (NDJSON under <data_dir>/output by default).
 	File outfile.Config `koanf:"file"`
+	// BatchesInFlight is how many polled batches the index stage works on
+	// at once: the next is read and encoded while the sink indexes one.
+	BatchesInFlight int `koanf:"batches_in_flight"`
 }
 
 // NotifyConfig chooses the notifiers.
@@ -162,7 +165,7 @@ func defaultConfig() Config {
 		Collect: CollectConfig{Files: []file.Config{demo}},
 		Enrich:  enrich.DefaultConfig(),
 		Detect:  DetectConfig{Rules: []string{"rules"}, AllowedLateness: dc.AllowedLateness, MaxGroups: dc.MaxGroups, DedupIDs: 16384, ReloadInterval: 10 * time.Second, Health: health.DefaultConfig(), RetroHunt: replay.DefaultRetroConfig()},
-		Index:   IndexConfig{Type: "file", Elasticsearch: elasticsearch.DefaultConfig(), File: outfile.DefaultConfig()},
+		Index:   IndexConfig{Type: "file", Elasticsearch: elasticsearch.DefaultConfig(), File: outfile.DefaultConfig(), BatchesInFlight: 2},
 		Notify:  NotifyConfig{Console: true, Slack: slack.DefaultConfig(), DedupTTL: stages.DefaultSentTTL, Response: webhook.DefaultActionsConfig()},
 		Kibana:  kibana.DefaultConfig(),
 	}
@@ -252,6 +255,9 @@ func (c *Config) validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("index.type: %q is not file, elasticsearch or none", c.Index.Type))
 		}
+	}
+	if c.runs(stageIndex) && (c.Index.BatchesInFlight < 1 || c.Index.BatchesInFlight > 8) {
+		errs = append(errs, fmt.Errorf("index.batches_in_flight: %d is not between 1 and 8", c.Index.BatchesInFlight))
 	}
 	if c.runs(stageIndex) && c.Index.Type == "file" {
 		add("index.file", c.Index.File.Validate())

@@ -291,11 +291,17 @@ func (a *app) build(ctx context.Context, alertsOut io.Writer) ([]collector, []*p
 	var cols []collector
 	var runs []*pipeline.Runner
 	newRunner := func(name string, topics []string, h pipeline.Handler) error {
-		r, err := pipeline.NewRunner(pipeline.Stage{
+		st := pipeline.Stage{
 			Name: name, Group: a.group(name), Topics: topics, Handler: h,
 			Metrics: pipeline.NewStageMetrics(reg, name), Logger: a.log,
 			GroupOpts: a.cfg.Kafka.GroupOpts(),
-		}, a.base, a.prod)
+		}
+		if name == stageIndex {
+			// The sink idles while a batch is read and encoded, unless the
+			// next batch is on its way (docs/benchmarks.md).
+			st.InFlight = cfg.Index.BatchesInFlight
+		}
+		r, err := pipeline.NewRunner(st, a.base, a.prod)
 		if err != nil {
 			return err
 		}

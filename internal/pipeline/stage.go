@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -77,6 +78,14 @@ type Stage struct {
 	Logger *slog.Logger
 	// GroupOpts are extra consumer-group options (session timeout).
 	GroupOpts []kgo.Opt
+	// InFlight is how many batches may be handled at once (default 1).
+	// Above 1 the runner polls and hands over the next batch while the
+	// previous ones are still being handled, and commits in poll order;
+	// only for handlers whose batches are independent of each other and
+	// safe to handle concurrently (the index stage: a sink waiting on one
+	// batch's answer idles while the next is read and encoded). Handlers
+	// keeping state per partition, or acknowledging output, are refused.
+	InFlight int
 }
 
 // Runner owns a stage's consumer client.
@@ -88,6 +97,9 @@ type Runner struct {
 
 	mu       sync.Mutex
 	liveFrom map[string]map[int32]int64 // offsets below are warm-up only
+
+	rebalanceWanted atomic.Bool // a rebalance waits for the batches in flight
+	waitingHook     func()      // tests: a handled batch waits for the one before it
 }
 
 // NewRunner builds the consumer for st. base holds the connection options;
@@ -95,6 +107,16 @@ type Runner struct {
 func NewRunner(st Stage, base []kgo.Opt, prod *kgo.Client) (*Runner, error) {
 	if st.MaxPollRecords <= 0 {
 		st.MaxPollRecords = 5000
+	}
+	if st.InFlight <= 0 {
+		st.InFlight = 1
+	}
+	if st.InFlight > 1 {
+		_, partitioned := st.Handler.(PartitionAware)
+		_, acks := st.Handler.(Acknowledger)
+		if partitioned || acks {
+			return nil, fmt.Errorf("stage %s: %d batches in flight: the handler keeps per-partition state or acknowledges output, so its batches must be handled one at a time", st.Name, st.InFlight)
+		}
 	}
 	log := st.Logger
 	if log == nil {
@@ -114,6 +136,7 @@ func NewRunner(st Stage, base []kgo.Opt, prod *kgo.Client) (*Runner, error) {
 		kgo.OnPartitionsAssigned(r.assigned),
 		kgo.OnPartitionsRevoked(r.revoked),
 		kgo.OnPartitionsLost(r.revoked),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { r.rebalanceWanted.Store(true) }),
 	)
 	opts = append(opts, st.GroupOpts...)
 	if w, ok := st.Handler.(Warmer); ok {
@@ -229,11 +252,30 @@ func recordTime(ctx context.Context, base []kgo.Opt, topic string, p int32, offs
 
 // Run polls and processes until ctx is done, then commits nothing further
 // and closes the consumer (leaving the group so partitions move promptly).
+//
+// Batches are handed over in poll order, at most st.InFlight at a time,
+// each in its own goroutine; each commits only after the one polled before
+// it has, so the committed position never passes an unfinished batch.
+// Rebalances are allowed only with nothing in flight: before a poll that
+// has nothing buffered to return (the stage keeps up), and as soon as the
+// group asks for one.
 func (r *Runner) Run(ctx context.Context) error {
 	defer r.cl.CloseAllowingRebalance()
 	warmer, _ := r.st.Handler.(Warmer)
 	m := r.st.Metrics
+	var (
+		batches sync.WaitGroup
+		slots   = make(chan struct{}, r.st.InFlight)
+		prev    = closedChan
+	)
+	defer batches.Wait()
+	inFlight := func() bool { return len(slots) > 0 }
 	for {
+		if r.rebalanceWanted.Load() || (inFlight() && r.cl.BufferedFetchRecords() == 0) {
+			batches.Wait()
+			r.rebalanceWanted.Store(false)
+			r.cl.AllowRebalance()
+		}
 		fs := r.cl.PollRecords(ctx, r.st.MaxPollRecords)
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			return nil
@@ -266,56 +308,93 @@ func (r *Runner) Run(ctx context.Context) error {
 			warmer.Warm(ctx, warm)
 		}
 		if len(live) > 0 {
-			if err := r.process(ctx, live); err != nil {
-				return nil // ctx ended mid-retry: the batch is not committed and will be replayed
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+			done := make(chan struct{})
+			after := prev
+			prev = done
+			if r.st.InFlight == 1 {
+				// One at a time: no goroutine, and the next poll waits.
+				r.process(ctx, live, after, done)
+				<-slots
+			} else {
+				batches.Go(func() {
+					defer func() { <-slots }()
+					r.process(ctx, live, after, done)
+				})
 			}
 		}
-		r.cl.AllowRebalance()
+		if !inFlight() {
+			r.cl.AllowRebalance()
+		}
 	}
 }
 
-// process runs the handler, produces its output and commits, retrying the
-// whole batch until it succeeds or ctx ends.
-func (r *Runner) process(ctx context.Context, recs []*kgo.Record) error {
+// closedChan is the "previous batch committed" signal of the first batch.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// process handles recs and produces the output, retrying with backoff until
+// that succeeds or ctx ends; then, once the batch polled before it has
+// committed (after is closed), commits recs, retrying the commit alone, and
+// closes done. A batch abandoned because ctx ended closes nothing: it and
+// every later batch stay uncommitted and are replayed.
+func (r *Runner) process(ctx context.Context, recs []*kgo.Record, after <-chan struct{}, done chan<- struct{}) {
 	m := r.st.Metrics
 	m.in(len(recs))
+	start := time.Now()
 	bo := Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
-	for {
-		err := r.once(ctx, recs)
-		if err == nil {
-			return nil
-		}
+	failed := func(what string, err error) bool {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return true
 		}
 		m.retry()
-		r.log.Warn("batch failed; retrying", "records", len(recs), "err", err)
-		if err := bo.Wait(ctx); err != nil {
-			return err
+		r.log.Warn(what+" failed; retrying", "records", len(recs), "err", err)
+		return bo.Wait(ctx) != nil
+	}
+	for {
+		out, err := r.st.Handler.Handle(ctx, recs)
+		if err == nil {
+			err = Produce(ctx, r.prod, out)
+		}
+		if err == nil {
+			if a, ok := r.st.Handler.(Acknowledger); ok {
+				a.Produced()
+			}
+			m.out(out)
+			break
+		}
+		if failed("batch", err) {
+			return
 		}
 	}
-}
-
-func (r *Runner) once(ctx context.Context, recs []*kgo.Record) error {
-	start := time.Now()
-	out, err := r.st.Handler.Handle(ctx, recs)
-	if err != nil {
-		return err
+	select {
+	case <-after:
+	default:
+		if r.waitingHook != nil {
+			r.waitingHook()
+		}
+		select {
+		case <-after:
+		case <-ctx.Done():
+			return
+		}
 	}
-	if err := Produce(ctx, r.prod, out); err != nil {
-		return err
-	}
-	if a, ok := r.st.Handler.(Acknowledger); ok {
-		a.Produced()
-	}
-	r.st.Metrics.out(out)
 	// Commit only after the outputs are acknowledged: a crash before this
 	// line replays the batch, and the sinks drop what they already have.
-	if err := r.cl.CommitRecords(ctx, recs...); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	for {
+		err := r.cl.CommitRecords(ctx, recs...)
+		if err == nil {
+			break
+		}
+		if failed("commit", fmt.Errorf("commit: %w", err)) {
+			return
+		}
 	}
-	r.st.Metrics.took(time.Since(start))
-	return nil
+	m.took(time.Since(start))
+	close(done)
 }
 
 // Produce sends recs and waits until Kafka acknowledged every one.
