@@ -184,8 +184,15 @@ func AppendEvent(dst []byte, ev *schema.Event) []byte {
 		b = strconv.AppendInt(b, tw.Raw.Offset, 10)
 		b = strField(b, "hash", tw.Raw.Hash)
 		b = strField(b, "collector", tw.Raw.Collector)
-		b = intField(b, "partition", int64(tw.Raw.Partition))
-		b = intField(b, "kafka_offset", tw.Raw.KafkaOffset)
+		if tw.Raw.Hash != "" {
+			// From the raw topic: the position is stated, 0 included
+			// (schema.RawRef.MarshalJSON).
+			b = strconv.AppendInt(appendKey(b, "partition"), int64(tw.Raw.Partition), 10)
+			b = strconv.AppendInt(appendKey(b, "kafka_offset"), tw.Raw.KafkaOffset, 10)
+		} else {
+			b = intField(b, "partition", int64(tw.Raw.Partition))
+			b = intField(b, "kafka_offset", tw.Raw.KafkaOffset)
+		}
 		b = closeObj(b, o2)
 	}
 	b = appendSession(b, &tw.Session)

@@ -312,3 +312,36 @@ func TestAppendEventStringPositions(t *testing.T) {
 		})
 	}
 }
+
+// A record read from the raw topic states its position even at partition
+// 0, offset 0, in both encoders; one that was not (trailwatch parse) does
+// not invent one.
+func TestRawPositionZeroIsWritten(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  schema.RawRef
+		want bool
+	}{
+		{"from the raw topic", schema.RawRef{Origin: "/var/log/a.log", Hash: "ab12", Partition: 0, KafkaOffset: 0}, true},
+		{"not from Kafka", schema.RawRef{Origin: "stdin", Offset: 3}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := schema.Event{}
+			ev.Trailwatch.Raw = tc.raw
+			std, err := json.Marshal(&ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for enc, b := range map[string][]byte{"AppendEvent": normalize.AppendEvent(nil, &ev), "json.Marshal": std} {
+				has := strings.Contains(string(b), `"partition":0`) && strings.Contains(string(b), `"kafka_offset":0`)
+				if has != tc.want {
+					t.Errorf("%s wrote %s; want partition and kafka_offset stated: %v", enc, b, tc.want)
+				}
+				var back schema.Event
+				if err := normalize.DecodeEvent(b, &back); err != nil || back.Trailwatch.Raw != tc.raw {
+					t.Errorf("%s output decodes to %+v (%v), want %+v", enc, back.Trailwatch.Raw, err, tc.raw)
+				}
+			}
+		})
+	}
+}

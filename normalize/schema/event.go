@@ -9,7 +9,10 @@
 // library, so every stage can import it.
 package schema
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Event is one normalized API access (one request, one audit record).
 type Event struct {
@@ -370,6 +373,21 @@ type RawRef struct {
 	// can be traced to the record and checked against the signed chain.
 	Partition   int32 `json:"partition,omitempty" expr:"partition"`
 	KafkaOffset int64 `json:"kafka_offset,omitempty" expr:"kafka_offset"`
+}
+
+// MarshalJSON writes r as its tags say, except that a record read from the
+// raw topic (Hash set) always states its partition and Kafka offset, 0
+// included: a document from partition 0 must say so, not leave it out.
+func (r RawRef) MarshalJSON() ([]byte, error) {
+	type plain RawRef
+	if r.Hash == "" {
+		return json.Marshal(plain(r))
+	}
+	return json.Marshal(struct {
+		plain
+		Partition   int32 `json:"partition"`
+		KafkaOffset int64 `json:"kafka_offset"`
+	}{plain(r), r.Partition, r.KafkaOffset})
 }
 
 // ActorKey returns the key that groups an actor's events: the credential
