@@ -265,7 +265,9 @@ func noIndex(t *testing.T, ctx context.Context, brokers []string, dir string, li
 	}
 	_ = lw.w.Flush()
 	f.Close()
-	startPipeline(t, pipelineSpec{
+	broker := brokerPID()
+	brokerFrom, brokerErr := pidCPU(broker)
+	pl := startPipeline(t, pipelineSpec{
 		run: run, dir: filepath.Join(dir, "pipeline"), brokers: brokers, indexOff: true,
 		logGlobs: []fileSource{{name: "load", source: "nginx", paths: []string{filepath.Join(logs, "*.log")}}},
 		stages:   [][]string{{"collect"}, {"normalize"}, {"detect"}, {"detect"}, {"notify"}},
@@ -288,6 +290,43 @@ func noIndex(t *testing.T, ctx context.Context, brokers []string, dir string, li
 		t.Errorf("without index: the enriched topic did not reach %d records in 5m", lines)
 		return "\nwithout index: did not finish\n"
 	}
-	return fmt.Sprintf("\nwithout index (file → Kafka → normalize → enrich → detect, 5 processes): %d lines in %.1fs = %.0f events/s\n",
-		lines, last.Sub(first).Seconds(), float64(lines)/last.Sub(first).Seconds())
+	// CPU per event: on a machine shared with other work the rate varies
+	// run to run, the CPU each process spent much less.
+	var parts []string
+	var total time.Duration
+	for _, p := range pl.procs {
+		d, err := p.cpu()
+		if err != nil {
+			t.Errorf("CPU time of %s: %v", p.name, err)
+			continue
+		}
+		total += d
+		parts = append(parts, fmt.Sprintf("%s %.2fs", p.name, d.Seconds()))
+	}
+	brokerCPU := "broker: unknown"
+	if to, err := pidCPU(broker); err == nil && brokerErr == nil {
+		brokerCPU = fmt.Sprintf("broker %.2fs (%.1f µs/event)", (to - brokerFrom).Seconds(), float64((to-brokerFrom).Microseconds())/float64(lines))
+	}
+	return fmt.Sprintf("\nwithout index (file → Kafka → normalize → enrich → detect, 5 processes): %d lines in %.1fs = %.0f events/s; "+
+		"CPU: trailwatch %.2fs (%.1f µs/event: %s), %s\n",
+		lines, last.Sub(first).Seconds(), float64(lines)/last.Sub(first).Seconds(),
+		total.Seconds(), float64(total.Microseconds())/float64(lines), strings.Join(parts, ", "), brokerCPU)
+}
+
+// brokerPID is the process id of the Kafka broker of scripts/services.sh
+// (its TW_RUN), or 0 when it cannot be read.
+func brokerPID() int {
+	run := os.Getenv("TW_RUN")
+	if *servicesRun != "" {
+		run = *servicesRun
+	}
+	if run == "" {
+		run = "/tmp/trailwatch-services"
+	}
+	b, err := os.ReadFile(filepath.Join(run, "kafka", "kafka.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }
