@@ -21,6 +21,7 @@ import (
 	"github.com/trailwatch/trailwatch/ingest/file"
 	"github.com/trailwatch/trailwatch/ingest/redact"
 	"github.com/trailwatch/trailwatch/internal/integrity"
+	"github.com/trailwatch/trailwatch/internal/kafka"
 	"github.com/trailwatch/trailwatch/internal/pipeline"
 	"github.com/trailwatch/trailwatch/internal/testenv"
 )
@@ -109,6 +110,7 @@ func BenchmarkCollectToKafka(b *testing.B) {
 	none := kgo.ProducerBatchCompression(kgo.NoCompression())
 	lz4 := kgo.ProducerBatchCompression(kgo.Lz4Compression())
 	zstd := kgo.ProducerBatchCompression(kgo.ZstdCompression())
+	lz4tw := kgo.WithCompressor(kafka.LZ4Compressor())
 	cases := []struct {
 		name       string
 		opts       []kgo.Opt
@@ -130,6 +132,8 @@ func BenchmarkCollectToKafka(b *testing.B) {
 		{"none-1000", []kgo.Opt{linger5, none}, 1000, 0, ""},
 		// cmd/trailwatch/run.go now, with the collector's defaults.
 		{"lz4-1000", []kgo.Opt{linger5, lz4}, 1000, 0, ""},
+		// internal/kafka's lz4 codec (no frame checksums).
+		{"lz4tw-1000", []kgo.Opt{linger5, lz4tw}, 1000, 0, ""},
 		{"zstd-1000", []kgo.Opt{linger5, zstd}, 1000, 0, ""},
 		// 5000 lines reach the 1 MiB batch_bytes default first.
 		{"snappy-5000", []kgo.Opt{linger5}, 5000, 0, ""},
