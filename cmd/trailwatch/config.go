@@ -54,6 +54,9 @@ type Config struct {
 	DataDir string `koanf:"data_dir"`
 	// Stages lists the stages this process runs.
 	Stages []string `koanf:"stages"`
+	// GCHeapFloorMB is the heap size below which the garbage collector is
+	// not run (internal/gctune); 0 leaves the runtime's default.
+	GCHeapFloorMB int `koanf:"gc_heap_floor_mb"`
 	// Log configures the process's own logs.
 	Log LogConfig `koanf:"log"`
 	// HTTP is the telemetry listener (/metrics, /healthz, /readyz).
@@ -159,15 +162,19 @@ func defaultConfig() Config {
 	c := Config{
 		DataDir: "./data",
 		Stages:  slices.Clone(allStages),
-		Log:     LogConfig{Level: "info", Format: "text"},
-		HTTP:    telemetry.Config{Listen: "127.0.0.1:9464"},
-		Kafka:   kafka.DefaultConfig(),
-		Collect: CollectConfig{Files: []file.Config{demo}},
-		Enrich:  enrich.DefaultConfig(),
-		Detect:  DetectConfig{Rules: []string{"rules"}, AllowedLateness: dc.AllowedLateness, MaxGroups: dc.MaxGroups, DedupIDs: 16384, ReloadInterval: 10 * time.Second, Health: health.DefaultConfig(), RetroHunt: replay.DefaultRetroConfig()},
-		Index:   IndexConfig{Type: "file", Elasticsearch: elasticsearch.DefaultConfig(), File: outfile.DefaultConfig(), BatchesInFlight: 2},
-		Notify:  NotifyConfig{Console: true, Slack: slack.DefaultConfig(), DedupTTL: stages.DefaultSentTTL, Response: webhook.DefaultActionsConfig()},
-		Kibana:  kibana.DefaultConfig(),
+		// Stages hold a few MB live while passing hundreds of MB a second
+		// through: without a floor the runtime collects every 4 MB
+		// (docs/benchmarks.md, "GC floor").
+		GCHeapFloorMB: 128,
+		Log:           LogConfig{Level: "info", Format: "text"},
+		HTTP:          telemetry.Config{Listen: "127.0.0.1:9464"},
+		Kafka:         kafka.DefaultConfig(),
+		Collect:       CollectConfig{Files: []file.Config{demo}},
+		Enrich:        enrich.DefaultConfig(),
+		Detect:        DetectConfig{Rules: []string{"rules"}, AllowedLateness: dc.AllowedLateness, MaxGroups: dc.MaxGroups, DedupIDs: 16384, ReloadInterval: 10 * time.Second, Health: health.DefaultConfig(), RetroHunt: replay.DefaultRetroConfig()},
+		Index:         IndexConfig{Type: "file", Elasticsearch: elasticsearch.DefaultConfig(), File: outfile.DefaultConfig(), BatchesInFlight: 2},
+		Notify:        NotifyConfig{Console: true, Slack: slack.DefaultConfig(), DedupTTL: stages.DefaultSentTTL, Response: webhook.DefaultActionsConfig()},
+		Kibana:        kibana.DefaultConfig(),
 	}
 	c.Integrity = integrity.DefaultConfig()
 	return c
@@ -255,6 +262,9 @@ func (c *Config) validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("index.type: %q is not file, elasticsearch or none", c.Index.Type))
 		}
+	}
+	if c.GCHeapFloorMB < 0 {
+		errs = append(errs, fmt.Errorf("gc_heap_floor_mb: %d is negative", c.GCHeapFloorMB))
 	}
 	if c.runs(stageIndex) && (c.Index.BatchesInFlight < 1 || c.Index.BatchesInFlight > 8) {
 		errs = append(errs, fmt.Errorf("index.batches_in_flight: %d is not between 1 and 8", c.Index.BatchesInFlight))

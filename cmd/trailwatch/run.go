@@ -25,6 +25,7 @@ import (
 	"github.com/trailwatch/trailwatch/enrich"
 	"github.com/trailwatch/trailwatch/ingest"
 	"github.com/trailwatch/trailwatch/ingest/redact"
+	"github.com/trailwatch/trailwatch/internal/gctune"
 	"github.com/trailwatch/trailwatch/internal/health"
 	"github.com/trailwatch/trailwatch/internal/integrity"
 	"github.com/trailwatch/trailwatch/internal/kafka"
@@ -79,6 +80,7 @@ func cmdRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return err
 	}
 	log := newLogger(cfg.Log)
+	defer gctune.Start(uint64(cfg.GCHeapFloorMB)<<20, 100).Stop()
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
 		if err != nil {
@@ -253,10 +255,6 @@ func (a *app) connect(ctx context.Context) error {
 		// ProduceSync unlingers what it produced, so this only delays
 		// asynchronous produces.
 		kgo.ProducerLinger(5*time.Millisecond),
-		// lz4 costs client and broker the least CPU per MB of ~200 B log
-		// lines (vs the default snappy, zstd or none; BenchmarkCollectToKafka
-		// in docs/benchmarks.md).
-		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
 		// Changelog records go to the partition of the state they hold.
 		kgo.RecordPartitioner(kafka.Partitioner(kc.Topics.State, kc.Topics.KeyedState)),
 	)
