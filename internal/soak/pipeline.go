@@ -190,7 +190,12 @@ func startPipeline(t testing.TB, s pipelineSpec) *pipeline {
 		}
 		cfg := filepath.Join(s.dir, name+".yaml")
 		write(t, cfg, fmt.Sprintf(pipelineConf, data, strings.Join(s.brokers, ","), s.run, files.String(), rules, index, s.slackURL, slackExtra, s.partition, s.s3))
-		pr := newProc(t, name, filepath.Join(s.dir, name+".stderr"), p.bin, "run", "-c", cfg, "--stages", strings.Join(stages, ","))
+		args := []string{"run", "-c", cfg, "--stages", strings.Join(stages, ",")}
+		if *cpuProfileDir != "" {
+			// Written when the process stops (the harness's cleanup).
+			args = append(args, "--cpuprofile", filepath.Join(*cpuProfileDir, s.run+"-"+name+".pprof"))
+		}
+		pr := newProc(t, name, filepath.Join(s.dir, name+".stderr"), p.bin, args...)
 		pr.start(t)
 		p.procs = append(p.procs, pr)
 	}

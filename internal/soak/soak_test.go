@@ -25,6 +25,9 @@ var (
 	// names their scripts' run directory (TW_RUN of scripts/services.sh).
 	servicesRun = flag.String("services-run", "", "TW_RUN directory of Kafka/OpenSearch this run may restart (full profile)")
 	reportFile  = flag.String("report", "", "append the result table to this markdown file")
+	// cpuProfileDir: each stage process writes a CPU profile there, named
+	// after the run and the process (go tool pprof BINARY FILE).
+	cpuProfileDir = flag.String("cpuprofile-dir", "", "write each stage process's CPU profile to this directory")
 )
 
 // profile is the shape of one soak run.
