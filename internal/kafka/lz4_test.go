@@ -650,7 +650,9 @@ func BenchmarkLZ4Compress(b *testing.B) {
 	}{
 		{"kgo-default", lz4DefaultCompressor(b)},
 		{"trailwatch", LZ4Compressor()},
-		{"trailwatch-ccompat", newLZ4Compressor(func() lz4BlockCompressor { return new(lz4.CompressorCCompat) })},
+		{"trailwatch-default-block", newLZ4Compressor(func() lz4BlockCompressor { return new(lz4.Compressor) })},
+		{"trailwatch-ccompat-accel1", newLZ4Compressor(func() lz4BlockCompressor { return new(lz4.CompressorCCompat) })},
+		{"trailwatch-ccompat-accel4", newLZ4Compressor(func() lz4BlockCompressor { return &lz4.CompressorCCompat{Acceleration: 4} })},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			var dst bytes.Buffer

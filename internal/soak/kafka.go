@@ -5,6 +5,8 @@ package soak
 import (
 	"context"
 	"fmt"
+	"strings"
+	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -82,4 +84,39 @@ func endOffsetsSum(ctx context.Context, brokers []string, topic string) (int64, 
 		}
 	})
 	return n, nil
+}
+
+// deleteRunTopics deletes the topics of a run (named run + "." + …) once
+// the test passed, so repeated load runs do not pile up partitions and
+// gigabytes on the shared broker (a broker with thousands of partitions
+// costs more CPU per request, which skews the next measurement). A failed
+// run keeps its topics to look at.
+func deleteRunTopics(t testing.TB, brokers []string, run string) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			return
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		if err != nil {
+			return
+		}
+		defer cl.Close()
+		adm := kadm.NewClient(cl)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		topics, err := adm.ListTopics(ctx)
+		if err != nil {
+			t.Logf("listing topics to delete: %v", err)
+			return
+		}
+		var mine []string
+		for _, name := range topics.Names() {
+			if strings.HasPrefix(name, run+".") {
+				mine = append(mine, name)
+			}
+		}
+		if _, err := adm.DeleteTopics(ctx, mine...); err != nil {
+			t.Logf("deleting the run's topics: %v", err)
+		}
+	})
 }

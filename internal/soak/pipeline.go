@@ -145,6 +145,8 @@ notify:
 // data_dir) and starts every stage process.
 func startPipeline(t testing.TB, s pipelineSpec) *pipeline {
 	t.Helper()
+	// Registered first, so it runs after the processes stopped.
+	deleteRunTopics(t, s.brokers, s.run)
 	p := &pipeline{run: s.run, dir: s.dir, bin: buildTrailwatch(t), brokers: s.brokers, osURL: s.osURL}
 	rules := filepath.Join(s.dir, "rules")
 	if err := os.MkdirAll(rules, 0o755); err != nil {
