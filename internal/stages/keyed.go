@@ -168,7 +168,7 @@ func (h *KeyedDetect) decode(ctx context.Context, recs []*kgo.Record) ([]*keyedB
 			return nil, nil, err
 		}
 		kp.key = append(append(append(kp.key[:0], fam...), 0), ev.Event.ID...)
-		if ev.Event.ID != "" && kp.ids.seen(string(kp.key)) {
+		if ev.Event.ID != "" && kp.ids.seenBytes(kp.key) {
 			h.m.dup.Inc()
 			continue
 		}
