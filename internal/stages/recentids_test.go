@@ -9,7 +9,7 @@ func TestRecentIDsRemembersTheLastN(t *testing.T) {
 		want bool
 	}{
 		{"a", false}, {"b", false}, {"c", false},
-		{"a", true}, // still in the window
+		{"a", true},  // still in the window
 		{"d", false}, // a leaves the window
 		{"a", false}, // forgotten, now remembered again (b leaves)
 		{"c", true},
