@@ -280,8 +280,14 @@ func noIndex(t *testing.T, ctx context.Context, brokers []string, dir string, li
 	}
 	_ = lw.w.Flush()
 	f.Close()
-	broker := brokerPID()
-	brokerFrom, brokerErr := pidCPU(broker)
+	// The services' CPU over the same span: the broker's is part of the
+	// pipeline's cost; OpenSearch's should be near zero (it is not used),
+	// and shows when it was not.
+	services := []string{"kafka", "opensearch", "opensearch-secure"}
+	svcFrom := make([]time.Duration, len(services))
+	for i, name := range services {
+		svcFrom[i], _ = pidCPU(servicePID(name))
+	}
 	pl := startPipeline(t, pipelineSpec{
 		run: run, dir: filepath.Join(dir, "pipeline"), brokers: brokers, indexOff: true,
 		logGlobs: []fileSource{{name: "load", source: "nginx", paths: []string{filepath.Join(logs, "*.log")}}},
@@ -318,25 +324,37 @@ func noIndex(t *testing.T, ctx context.Context, brokers []string, dir string, li
 		total += d
 		parts = append(parts, fmt.Sprintf("%s %.2fs", p.name, d.Seconds()))
 	}
-	brokerTo, brokerToErr := pidCPU(broker)
+	svcTo := make([]time.Duration, len(services))
+	svcErr := make([]error, len(services))
+	for i, name := range services {
+		svcTo[i], svcErr[i] = pidCPU(servicePID(name))
+	}
 	// Stop them now: idle, they still poll, and a later measurement in
 	// the same test would share the machine with them.
 	for _, p := range pl.procs {
 		p.stop(10 * time.Second)
 	}
-	brokerCPU := "broker: unknown"
-	if to, err := brokerTo, brokerToErr; err == nil && brokerErr == nil {
-		brokerCPU = fmt.Sprintf("broker %.2fs (%.1f µs/event)", (to - brokerFrom).Seconds(), float64((to-brokerFrom).Microseconds())/float64(lines))
+	var svc []string
+	for i, name := range services {
+		if svcErr[i] != nil || svcFrom[i] == 0 {
+			continue
+		}
+		d := svcTo[i] - svcFrom[i]
+		if i == 0 {
+			name = "broker"
+		}
+		svc = append(svc, fmt.Sprintf("%s %.2fs (%.1f µs/event)", name, d.Seconds(), float64(d.Microseconds())/float64(lines)))
 	}
 	return fmt.Sprintf("\nwithout index (file → Kafka → normalize → enrich → detect, 5 processes): %d lines in %.1fs = %.0f events/s; "+
 		"CPU: trailwatch %.2fs (%.1f µs/event: %s), %s\n",
 		lines, last.Sub(first).Seconds(), float64(lines)/last.Sub(first).Seconds(),
-		total.Seconds(), float64(total.Microseconds())/float64(lines), strings.Join(parts, ", "), brokerCPU)
+		total.Seconds(), float64(total.Microseconds())/float64(lines), strings.Join(parts, ", "), strings.Join(svc, ", "))
 }
 
-// brokerPID is the process id of the Kafka broker of scripts/services.sh
-// (its TW_RUN), or 0 when it cannot be read.
-func brokerPID() int {
+// servicePID is the process id of a service of scripts/services.sh (its
+// TW_RUN: kafka, opensearch, opensearch-secure), or 0 when it cannot be
+// read.
+func servicePID(name string) int {
 	run := os.Getenv("TW_RUN")
 	if *servicesRun != "" {
 		run = *servicesRun
@@ -344,9 +362,14 @@ func brokerPID() int {
 	if run == "" {
 		run = "/tmp/trailwatch-services"
 	}
-	b, err := os.ReadFile(filepath.Join(run, "kafka", "kafka.pid"))
+	b, err := os.ReadFile(filepath.Join(run, name, name+".pid"))
 	if err != nil {
-		return 0
+		if name == "opensearch" || name == "opensearch-secure" {
+			b, err = os.ReadFile(filepath.Join(run, name, "opensearch.pid"))
+		}
+		if err != nil {
+			return 0
+		}
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return pid
