@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/internal/testenv"
@@ -145,17 +144,7 @@ func (*ackHandler) Produced() {}
 // without waiting for the backlog to drain: the runner stops overlapping
 // and lets the rebalance through.
 func TestRunnerOverlapLetsRebalanceThrough(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "in", "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	base := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	prod, err := kgo.NewClient(append(base, kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(prod.Close)
+	base, prod := newClusterWith(t, 2, []kgo.Opt{kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, "in", "out")
 	const n = 60000
 	for from := 0; from < n; from += 5000 {
 		produceN(t, prod, "in", from, from+5000, time.Now())

@@ -69,13 +69,20 @@ func (r *recorder) snapshot() (live, warm []string) {
 
 func newCluster(t *testing.T, topics ...string) (base []kgo.Opt, prod *kgo.Client) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
+	return newClusterWith(t, 1, nil, topics...)
+}
+
+// newClusterWith starts kfake with topics of the given partitions and a
+// producer with prodOpts.
+func newClusterWith(t *testing.T, partitions int32, prodOpts []kgo.Opt, topics ...string) (base []kgo.Opt, prod *kgo.Client) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	base = []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	prod, err = kgo.NewClient(base...)
+	prod, err = kgo.NewClient(append(base, prodOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
