@@ -59,7 +59,7 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // index.
 func TestLoad(t *testing.T) {
 	brokers, osURL := testenv.Kafka(t), testenv.OpenSearch(t)
-	ctx := t.Context()
+	ctx := interruptible(t)
 	dir := t.TempDir()
 	run := fmt.Sprintf("load%d", time.Now().UnixNano())
 	es := search{osURL}
@@ -152,6 +152,7 @@ func TestLoad(t *testing.T) {
 		// does not pay. Both sides are timed until their documents are
 		// visible through the node's own periodic refresh.
 		for time.Now().Before(deadline) {
+			stopIfInterrupted(t, ctx)
 			if es.count(ctx, run+"-events") >= want {
 				doneAt = time.Now()
 				break
@@ -220,6 +221,7 @@ func TestLoad(t *testing.T) {
 	close(work)
 	wg.Wait()
 	for deadline := time.Now().Add(3 * time.Minute); es.count(ctx, run+"-bare") < len(docs); pause(ctx, 250*time.Millisecond) {
+		stopIfInterrupted(t, ctx)
 		if time.Now().After(deadline) {
 			t.Fatalf("bare loader: %d of %d documents visible after 3m", es.count(ctx, run+"-bare"), len(docs))
 		}
@@ -256,9 +258,9 @@ func TestLoad(t *testing.T) {
 func TestLoadNoIndex(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	if *noIndexWarm > 0 {
-		t.Logf("warm-up: %s", noIndex(t, t.Context(), brokers, t.TempDir(), *noIndexWarm))
+		t.Logf("warm-up: %s", noIndex(t, interruptible(t), brokers, t.TempDir(), *noIndexWarm))
 	}
-	out := noIndex(t, t.Context(), brokers, t.TempDir(), *noIndexLines)
+	out := noIndex(t, interruptible(t), brokers, t.TempDir(), *noIndexLines)
 	t.Log(out)
 	appendReport(out)
 }
@@ -296,6 +298,7 @@ func noIndex(t *testing.T, ctx context.Context, brokers []string, dir string, li
 	var first, last time.Time
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
+		stopIfInterrupted(t, ctx)
 		raw, _ := endOffsetsSum(ctx, brokers, run+".raw")
 		if raw > 0 && first.IsZero() {
 			first = time.Now()

@@ -9,9 +9,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,7 +56,7 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("-profile %q: want short or full", *profileFlag)
 	}
 	brokers, osURL := testenv.Kafka(t), testenv.OpenSearch(t)
-	ctx := t.Context()
+	ctx := interruptible(t)
 	dir := t.TempDir()
 	run := fmt.Sprintf("soak%d", time.Now().UnixNano())
 	t.Logf("run %s, profile %s, dir %s", run, pr.name, dir)
@@ -116,6 +118,7 @@ func TestSoak(t *testing.T) {
 	<-faultsDone
 	stopFaults()
 	t.Logf("traffic done after %s; %d requests, random kill hit %s", time.Since(start).Round(time.Second), len(gen.sent()), randomKilled)
+	stopIfInterrupted(t, ctx)
 
 	var rep report
 	rep.Fresh = freshRequest(ctx, gen, es, run, 2*time.Minute)
@@ -233,5 +236,58 @@ func appendReport(text string) {
 	if f, err := os.OpenFile(*reportFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
 		_, _ = f.WriteString(text)
 		f.Close()
+	}
+}
+
+// interrupted is closed on the first SIGINT or SIGTERM (TestMain).
+var interrupted = make(chan struct{})
+
+// TestMain turns Ctrl-C into a cancelled test: go test's default is to
+// kill the binary without running cleanups, which left the gateways'
+// nginx, HAProxy and rsyslogd running and the collector's tmpfs mounted
+// under /tmp/TestSoak*. The test's context ends, the test fails, its
+// cleanups stop every process it started and unmount what it mounted. A
+// second signal kills at once.
+func TestMain(m *testing.M) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		fmt.Fprintln(os.Stderr, "soak: interrupted; stopping the processes and cleaning up (again to kill at once)")
+		close(interrupted)
+		<-sigs
+		os.Exit(130)
+	}()
+	os.Exit(m.Run())
+}
+
+// interruptible returns the test's context, also cancelled on interrupt;
+// an interrupted test fails.
+func interruptible(t *testing.T) context.Context {
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		select {
+		case <-interrupted:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-interrupted:
+			t.Error("interrupted")
+		default:
+		}
+	})
+	return ctx
+}
+
+// stopIfInterrupted ends the test (its cleanups stop everything it
+// started) once ctx from interruptible is cancelled.
+func stopIfInterrupted(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if ctx.Err() != nil {
+		t.Fatal("interrupted")
 	}
 }
