@@ -123,10 +123,8 @@ func (g *generator) newAttack(k int) []*request {
 			out = append(out, g.next("/admin/soak/%s/%d", ip, 404, gw, idx))
 		}
 	default:
-		// Through nginx only: the HAProxy normalizer does not (yet) turn
-		// a redacted api_key in the query into trailwatch.credential, so
-		// a spread through HAProxy has no fingerprint to group by.
-		gw = "nginx"
+		// Through either gateway, as the other attacks: both turn the
+		// redacted api_key in the query into trailwatch.credential.
 		a.key = fmt.Sprintf("stolen%s%04d", g.run, k)
 		for j := range 9 {
 			ip := fmt.Sprintf("198.19.%d.%d", k%250, j+1)
