@@ -16,6 +16,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/detect"
 	"github.com/trailwatch/trailwatch/enrich"
+	"github.com/trailwatch/trailwatch/internal/gctune"
 	"github.com/trailwatch/trailwatch/internal/kafka"
 	"github.com/trailwatch/trailwatch/internal/replay"
 	"github.com/trailwatch/trailwatch/normalize/schema"
@@ -73,6 +74,9 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
+	// Replay passes a whole range through normalize and detect: the GC
+	// floor is worth as much here as in `run` (docs/benchmarks.md).
+	defer gctune.Start(uint64(cfg.GCHeapFloorMB)<<20, 100).Stop()
 	log := newLogger(LogConfig{Level: "warn", Format: cfg.Log.Format})
 	if len(*rules) == 0 {
 		*rules = cfg.Detect.Rules
