@@ -75,16 +75,7 @@ func (w *cjWalker) walkAll() error {
 	return nil
 }
 
-func (w *cjWalker) ws() {
-	for w.i < len(w.data) {
-		switch w.data[w.i] {
-		case ' ', '\t', '\n', '\r':
-			w.i++
-		default:
-			return
-		}
-	}
-}
+func (w *cjWalker) ws() { w.i = SkipJSONSpace(w.data, w.i) }
 
 // expect consumes byte c after optional white space.
 func (w *cjWalker) expect(c byte) error {

@@ -56,16 +56,7 @@ func (d *decoder) fail() {
 }
 
 // ws skips JSON whitespace.
-func (d *decoder) ws() {
-	for d.i < len(d.data) && d.data[d.i] <= ' ' {
-		switch d.data[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
+func (d *decoder) ws() { d.i = SkipJSONSpace(d.data, d.i) }
 
 // peek returns the next byte after whitespace, or 0 at the end.
 func (d *decoder) peek() byte {

@@ -94,16 +94,7 @@ func (w *gwWalker) errf(format string, args ...any) error {
 	return fmt.Errorf("%s: invalid JSON at byte %d: %s", w.src, w.i, fmt.Sprintf(format, args...))
 }
 
-func (w *gwWalker) ws() {
-	for w.i < len(w.data) {
-		switch w.data[w.i] {
-		case ' ', '\t', '\n', '\r':
-			w.i++
-		default:
-			return
-		}
-	}
-}
+func (w *gwWalker) ws() { w.i = SkipJSONSpace(w.data, w.i) }
 
 // object reads {...} with w.data[w.i] == '{'.
 func (w *gwWalker) object(depth int) error {

@@ -484,6 +484,20 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 
 const hexDigits = "0123456789abcdef"
 
+// SkipJSONSpace returns the index of the first byte of b at or after i
+// that is not JSON white space (space, tab, newline, carriage return).
+func SkipJSONSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
 // PlainJSONPrefix returns how many leading bytes of s a JSON string holds
 // as they are: ASCII, no quote, backslash or control character. It tests
 // eight bytes at a time with the carry tricks for "has a byte below n /

@@ -129,16 +129,7 @@ type headScan struct {
 	i int
 }
 
-func (s *headScan) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
+func (s *headScan) space() { s.i = normalize.SkipJSONSpace(s.b, s.i) }
 
 // byte consumes c if it is next.
 func (s *headScan) byte(c byte) bool {
