@@ -365,15 +365,6 @@ func servicePID(name string) int {
 	if run == "" {
 		run = "/tmp/trailwatch-services"
 	}
-	b, err := os.ReadFile(filepath.Join(run, name, name+".pid"))
-	if err != nil {
-		if name == "opensearch" || name == "opensearch-secure" {
-			b, err = os.ReadFile(filepath.Join(run, name, "opensearch.pid"))
-		}
-		if err != nil {
-			return 0
-		}
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	_, pid, _ := readServicePID(run, name)
 	return pid
 }

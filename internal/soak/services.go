@@ -14,6 +14,23 @@ import (
 	"time"
 )
 
+// readServicePID reads the pid file a service script of scripts/ keeps
+// under run: <name>/<name>.pid (opensearch-secure.sh writes
+// opensearch.pid in its own directory).
+func readServicePID(run, name string) (pidfile string, pid int, err error) {
+	for _, f := range []string{name + ".pid", "opensearch.pid"} {
+		pidfile = filepath.Join(run, name, f)
+		b, rerr := os.ReadFile(pidfile)
+		if rerr != nil {
+			err = rerr
+			continue
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return pidfile, pid, err
+	}
+	return "", 0, err
+}
+
 // restartService stops the JVM of a service started by scripts/kafka.sh or
 // scripts/opensearch.sh (found by its pid file under run) and starts it
 // again after down with the same command line, environment and working
@@ -22,12 +39,7 @@ import (
 // `services.sh stop` still stops it.
 func restartService(run, name string, down time.Duration, ready func() bool) func(context.Context) error {
 	return func(ctx context.Context) error {
-		pidfile := filepath.Join(run, name, name+".pid")
-		b, err := os.ReadFile(pidfile)
-		if err != nil {
-			return err
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		pidfile, pid, err := readServicePID(run, name)
 		if err != nil {
 			return err
 		}
