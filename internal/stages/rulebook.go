@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"hash/maphash"
 	"sync"
 	"time"
 
@@ -56,63 +55,3 @@ func (b *RuleBook) Window() time.Duration {
 
 // Config returns the detector configuration.
 func (b *RuleBook) Config() detect.Config { return b.cfg }
-
-// recentIDs remembers the last n event ids of one partition, so an event
-// that reached a topic twice (a producer retried after a crash) is counted
-// once. It is a function of the input sequence, so a warm-up rebuilds it
-// exactly.
-//
-// An id is kept as two 64-bit hashes under independent random seeds
-// rather than as its string: a fixed 16 bytes without pointers, which the
-// map hashes and compares quickly and the GC never scans. Two different
-// ids of one window would have to collide on both (odds around 2^-128 per
-// pair) to be taken for each other.
-type recentIDs struct {
-	ring []idKey // oldest at head once full
-	head int
-	n    int
-	set  map[idKey]struct{}
-}
-
-// idKey is an event id's two hashes.
-type idKey [2]uint64
-
-// idSeeds are this process's hash seeds; the sets are rebuilt from input
-// after a restart, so they need not persist.
-var idSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
-
-func newRecentIDs(n int) *recentIDs {
-	return &recentIDs{n: n, set: make(map[idKey]struct{}, min(n, 4096))}
-}
-
-// seen records id and reports whether it was already there. Empty ids are
-// never duplicates; a nil or zero-size set remembers nothing.
-func (r *recentIDs) seen(id string) bool {
-	if id == "" || r == nil || r.n <= 0 {
-		return false
-	}
-	return r.seenKey(idKey{maphash.String(idSeeds[0], id), maphash.String(idSeeds[1], id)})
-}
-
-// seenBytes is seen for an id held in bytes.
-func (r *recentIDs) seenBytes(id []byte) bool {
-	if len(id) == 0 || r == nil || r.n <= 0 {
-		return false
-	}
-	return r.seenKey(idKey{maphash.Bytes(idSeeds[0], id), maphash.Bytes(idSeeds[1], id)})
-}
-
-func (r *recentIDs) seenKey(k idKey) bool {
-	if _, ok := r.set[k]; ok {
-		return true
-	}
-	if len(r.ring) < r.n {
-		r.ring = append(r.ring, k)
-	} else {
-		delete(r.set, r.ring[r.head])
-		r.ring[r.head] = k
-		r.head = (r.head + 1) % r.n
-	}
-	r.set[k] = struct{}{}
-	return false
-}
