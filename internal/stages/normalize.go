@@ -47,6 +47,7 @@ type Normalize struct {
 
 	digester integrity.Digester
 	digests  []integrity.Hash
+	headers  rawHeaderStrings
 }
 
 // Failure reasons counted by trailwatch_normalize_dlq_total{reason} and
@@ -178,7 +179,7 @@ func (h *Normalize) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Reco
 			digest = h.digester.Digest(kr)
 			h.digests = append(h.digests, digest)
 		}
-		raw := DecodeRaw(kr)
+		raw := decodeRaw(kr, &h.headers)
 		var err error
 		unknown := false
 		if raw.Truncated {

@@ -94,20 +94,40 @@ func RawRecords(topic string, recs []ingest.Record) []*kgo.Record {
 }
 
 // DecodeRaw rebuilds the collected record from a raw-topic record.
-func DecodeRaw(kr *kgo.Record) ingest.Record {
+func DecodeRaw(kr *kgo.Record) ingest.Record { return decodeRaw(kr, nil) }
+
+// rawHeaderStrings keeps the last value of each text header of the raw
+// records a stage decodes: the records of one batch mostly come from one
+// file and name the same source, collector, host, origin and stream, so
+// each is converted to a string once instead of once per record.
+type rawHeaderStrings [5]string
+
+// str returns b as a string, the one kept in slot i when they are equal.
+func (c *rawHeaderStrings) str(i int, b []byte) string {
+	if c == nil {
+		return string(b)
+	}
+	if string(b) != c[i] { // compared without a conversion
+		c[i] = string(b)
+	}
+	return c[i]
+}
+
+// decodeRaw is DecodeRaw reusing the strings kept in c (nil keeps none).
+func decodeRaw(kr *kgo.Record, c *rawHeaderStrings) ingest.Record {
 	r := ingest.Record{Data: kr.Value, Observed: kr.Timestamp}
 	for _, h := range kr.Headers {
 		switch h.Key {
 		case ingest.HeaderSource:
-			r.Source = string(h.Value)
+			r.Source = c.str(0, h.Value)
 		case ingest.HeaderCollector:
-			r.Collector = string(h.Value)
+			r.Collector = c.str(1, h.Value)
 		case ingest.HeaderHost:
-			r.Host = string(h.Value)
+			r.Host = c.str(2, h.Value)
 		case ingest.HeaderOrigin:
-			r.Origin = string(h.Value)
+			r.Origin = c.str(3, h.Value)
 		case ingest.HeaderStream:
-			r.Stream = string(h.Value)
+			r.Stream = c.str(4, h.Value)
 		case ingest.HeaderTruncated:
 			r.Truncated = string(h.Value) == "true"
 		case ingest.HeaderOffset:

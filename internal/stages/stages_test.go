@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -33,6 +34,28 @@ func TestRawRecordRoundTrip(t *testing.T) {
 	got := DecodeRaw(RawRecord("raw", &in))
 	if got.ID() != in.ID() || got.Source != in.Source || got.Collector != in.Collector || got.Origin != in.Origin || got.Stream != in.Stream || got.Offset != in.Offset || !got.Observed.Equal(in.Observed) || !got.Truncated {
 		t.Errorf("round trip changed the record: %+v", got)
+	}
+}
+
+// TestDecodeRawKeepsHeadersApart decodes records from two files in turn
+// through one set of kept header strings: each record must get its own
+// values, and a repeated value the same string as before.
+func TestDecodeRawKeepsHeadersApart(t *testing.T) {
+	a := ingest.Record{Data: []byte("1"), Source: "nginx", Collector: "file", Host: "h1", Origin: "/var/log/a.log", Stream: "s1"}
+	b := ingest.Record{Data: []byte("2"), Source: "haproxy", Collector: "syslog", Host: "h2", Origin: "/var/log/b.log", Stream: "s2"}
+	var kept rawHeaderStrings
+	var firstOrigin string
+	for i, in := range []ingest.Record{a, b, a, a, b} {
+		got := decodeRaw(RawRecord("raw", &in), &kept)
+		if got.Source != in.Source || got.Collector != in.Collector || got.Host != in.Host || got.Origin != in.Origin || got.Stream != in.Stream || string(got.Data) != string(in.Data) {
+			t.Fatalf("record %d: decoded %+v, want %+v", i, got, in)
+		}
+		if i == 2 {
+			firstOrigin = got.Origin
+		}
+		if i == 3 && unsafe.StringData(got.Origin) != unsafe.StringData(firstOrigin) {
+			t.Error("a repeated origin was converted again instead of reused")
+		}
 	}
 }
 
