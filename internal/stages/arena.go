@@ -1,6 +1,8 @@
 package stages
 
 import (
+	"sync"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/normalize"
@@ -15,17 +17,68 @@ const arenaBlock = 1 << 20
 // recordArena hands out one batch's output records, keys and encoded
 // events from a few large blocks instead of allocating each: with ~1 KB
 // events, the per-record allocations and the growing of each value's
-// buffer cost a stage more CPU than the encoding itself. A block stays
-// alive while any record carved from it does, which is until the batch is
-// produced; an arena is used for one batch and dropped.
+// buffer cost a stage more CPU than the encoding itself. An arena is used
+// for one batch and dropped; its blocks come from pool (nil: allocated).
 type recordArena struct {
 	recs []kgo.Record
 	buf  []byte
 	hint int // records per block
+	pool *blockPool
 }
 
-func newRecordArena(hint int) *recordArena {
-	return &recordArena{hint: max(hint, 16)}
+func newRecordArena(hint int, pool *blockPool) *recordArena {
+	return &recordArena{hint: max(hint, 16), pool: pool}
+}
+
+// blockPool lends a handler's arenas their blocks and takes them back once
+// Kafka acknowledged the output carved from them: a block is then
+// referenced by nothing (the producer let go of every record when
+// ProduceSync returned), and the next batch writes over it instead of
+// allocating and zeroing another megabyte. The handler calls produced from
+// pipeline.Acknowledger, which the runner calls only with one batch in
+// flight; a handler driven otherwise never calls it and never reuses a
+// block.
+type blockPool struct {
+	mu    sync.Mutex
+	lent  [][]byte // blocks handed out since the last acknowledgement
+	spare [][]byte
+}
+
+// maxSpareBlocks bounds what a pool keeps between batches (64 MB): a
+// batch of 5,000 enriched events and their repartition copies takes ~10.
+const maxSpareBlocks = 64
+
+// block returns an empty block of arenaBlock bytes.
+func (p *blockPool) block() []byte {
+	if p == nil {
+		return make([]byte, 0, arenaBlock)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b []byte
+	if n := len(p.spare); n > 0 {
+		b, p.spare[n-1] = p.spare[n-1][:0], nil
+		p.spare = p.spare[:n-1]
+	} else {
+		b = make([]byte, 0, arenaBlock)
+	}
+	p.lent = append(p.lent, b)
+	return b
+}
+
+// produced takes back every block lent so far: the output of every batch
+// handled since the last call has been acknowledged (or its produce has
+// ended in error), so no record refers to them any more.
+func (p *blockPool) produced() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, b := range p.lent {
+		if len(p.spare) < maxSpareBlocks {
+			p.spare = append(p.spare, b)
+		}
+		p.lent[i] = nil
+	}
+	p.lent = p.lent[:0]
 }
 
 // record returns a zero record owned by the caller.
@@ -40,7 +93,11 @@ func (a *recordArena) record() *kgo.Record {
 // reserve makes room for n more bytes in the current block.
 func (a *recordArena) reserve(n int) {
 	if cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]byte, 0, max(arenaBlock, n))
+		if n > arenaBlock {
+			a.buf = make([]byte, 0, n)
+		} else {
+			a.buf = a.pool.block()
+		}
 	}
 }
 

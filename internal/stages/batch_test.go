@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -130,7 +131,7 @@ func TestKeyedDecodesBadRecordsApart(t *testing.T) {
 // event and to end at its own capacity, so that appending to one cannot
 // write over the next.
 func TestRecordArenaValuesAreIndependent(t *testing.T) {
-	a := newRecordArena(4)
+	a := newRecordArena(4, &blockPool{})
 	var evs []schema.Event
 	var vals [][]byte
 	var recs []*kgo.Record
@@ -161,5 +162,66 @@ func TestRecordArenaValuesAreIndependent(t *testing.T) {
 		if i > 0 && recs[i] == recs[i-1] {
 			t.Fatalf("records %d and %d are the same", i-1, i)
 		}
+	}
+}
+
+// TestBlockPoolLendsBlocksBackOnlyWhenProduced carves a batch, then a
+// second one before the first is acknowledged: the second must get blocks
+// of its own and leave the first batch's values as they were. Once both
+// are acknowledged, the next batch must write into a block they used.
+func TestBlockPoolLendsBlocksBackOnlyWhenProduced(t *testing.T) {
+	var pool blockPool
+	carve := func(tag string) [][]byte {
+		a := newRecordArena(16, &pool)
+		var vals [][]byte
+		for i := range 2000 { // ~2.5 MB: three blocks
+			var ev schema.Event
+			ev.Event.ID = fmt.Sprintf("%s-%d", tag, i)
+			ev.URL.Original = strings.Repeat(tag, 600)
+			vals = append(vals, a.event(&ev, 1300))
+		}
+		return vals
+	}
+	decodesTo := func(vals [][]byte, tag string) {
+		t.Helper()
+		for i, v := range vals {
+			var ev schema.Event
+			if err := normalize.DecodeEvent(v, &ev); err != nil || ev.Event.ID != fmt.Sprintf("%s-%d", tag, i) {
+				t.Fatalf("value %d of batch %s now decodes to %q (%v)", i, tag, ev.Event.ID, err)
+			}
+		}
+	}
+	first := carve("a")
+	second := carve("b") // first not yet acknowledged
+	decodesTo(first, "a")
+	decodesTo(second, "b")
+	if len(pool.spare) != 0 {
+		t.Fatalf("%d blocks spare before any acknowledgement", len(pool.spare))
+	}
+	blocksOf := func() map[*byte]bool {
+		m := map[*byte]bool{}
+		for _, b := range pool.lent {
+			m[unsafe.SliceData(b[:1])] = true
+		}
+		return m
+	}
+	before := blocksOf()
+	pool.produced()
+	if len(pool.spare) != len(before) || len(pool.lent) != 0 {
+		t.Fatalf("after the acknowledgement: %d blocks spare, %d lent; want the %d lent before spare", len(pool.spare), len(pool.lent), len(before))
+	}
+	decodesTo(carve("c"), "c")
+	reused := 0
+	for b := range blocksOf() {
+		if before[b] {
+			reused++
+		}
+	}
+	if reused == 0 {
+		t.Error("the batch after the acknowledgement allocated new blocks instead of reusing the acknowledged ones")
+	}
+	var none *blockPool
+	if b := none.block(); cap(b) != arenaBlock || len(b) != 0 {
+		t.Errorf("a nil pool gave a block of len %d cap %d", len(b), cap(b))
 	}
 }

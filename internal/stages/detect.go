@@ -93,6 +93,8 @@ type Detect struct {
 	// encoded so far, by field set.
 	proj      schema.Event
 	projected []projectedValue
+	// blocks lends the arenas their blocks, back once produced.
+	blocks blockPool
 }
 
 // partDetector is one partition's detector and duplicate filter.
@@ -370,6 +372,10 @@ func (h *Detect) Warm(ctx context.Context, recs []*kgo.Record) {
 	}
 }
 
+// Produced implements pipeline.Acknowledger: the output of the last batch
+// is acknowledged, so its arena blocks are reused.
+func (h *Detect) Produced() { h.blocks.produced() }
+
 // Handle implements pipeline.Handler.
 func (h *Detect) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record, error) {
 	h.mu.Lock()
@@ -379,7 +385,7 @@ func (h *Detect) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record,
 	out = h.m.badRecords(out, h.DLQTopic, recs, bad)
 	_, router, _ := h.localRules()
 	var routed []timedRecord
-	arena := newRecordArena(len(recs))
+	arena := newRecordArena(len(recs), &h.blocks)
 	// Partitions in order, so equal event times keep one order run to run.
 	for _, p := range slices.Sorted(maps.Keys(byPart)) {
 		pd, err := h.partition(ctx, p)

@@ -48,6 +48,7 @@ type Normalize struct {
 	digester integrity.Digester
 	digests  []integrity.Hash
 	headers  rawHeaderStrings
+	blocks   blockPool
 }
 
 // Failure reasons counted by trailwatch_normalize_dlq_total{reason} and
@@ -144,8 +145,10 @@ func (h *Normalize) Assigned(topic string, p int32) {
 	}
 }
 
-// Produced implements pipeline.Acknowledger for the chain.
+// Produced implements pipeline.Acknowledger: the chain checkpoints, and
+// the arena blocks of the acknowledged output are reused.
 func (h *Normalize) Produced() {
+	h.blocks.produced()
 	if h.Chain != nil {
 		h.Chain.Produced()
 	}
@@ -170,7 +173,7 @@ func (h *Normalize) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Reco
 	}
 	ingested := now().UTC()
 	out := make([]*kgo.Record, 0, len(recs))
-	arena := newRecordArena(len(recs))
+	arena := newRecordArena(len(recs), &h.blocks)
 	for _, kr := range recs {
 		// The chain covers every raw record, the ones that fail too.
 		var digest integrity.Hash
