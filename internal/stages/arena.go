@@ -39,9 +39,10 @@ func newRecordArena(hint int, pool *blockPool) *recordArena {
 // flight; a handler driven otherwise never calls it and never reuses a
 // block.
 type blockPool struct {
-	mu    sync.Mutex
-	lent  [][]byte // blocks handed out since the last acknowledgement
-	spare [][]byte
+	mu     sync.Mutex
+	lent   [][]byte // blocks handed out since the last acknowledgement
+	spare  [][]byte
+	reused int // blocks lent again (tests)
 }
 
 // maxSpareBlocks bounds what a pool keeps between batches (64 MB): a
@@ -59,6 +60,7 @@ func (p *blockPool) block() []byte {
 	if n := len(p.spare); n > 0 {
 		b, p.spare[n-1] = p.spare[n-1][:0], nil
 		p.spare = p.spare[:n-1]
+		p.reused++
 	} else {
 		b = make([]byte, 0, arenaBlock)
 	}
