@@ -7,7 +7,8 @@ import (
 
 // symbols interns the values of low-cardinality string fields (event.kind,
 // event.dataset, http.request.method, user_agent.name …) for DecodeEvent,
-// which otherwise allocates each of them for every event it decodes.
+// which otherwise allocates each of them for every event it decodes, and
+// for Intern.
 //
 // It is a fixed, direct-mapped table shared by every goroutine: a value
 // hashes to one slot, and a slot holds the last value stored there. A hit
@@ -45,3 +46,8 @@ func (t *symbolTable) intern(b []byte) string {
 	slot.Store(&s)
 	return s
 }
+
+// Intern returns b as a string, shared with the equal values interned
+// before it when it is short: for low-cardinality values read per record,
+// such as the provenance headers of raw records.
+func Intern(b []byte) string { return symbols.intern(b) }

@@ -47,7 +47,6 @@ type Normalize struct {
 
 	digester integrity.Digester
 	digests  []integrity.Hash
-	headers  rawHeaderStrings
 	blocks   blockPool
 }
 
@@ -182,7 +181,7 @@ func (h *Normalize) Handle(ctx context.Context, recs []*kgo.Record) ([]*kgo.Reco
 			digest = h.digester.Digest(kr)
 			h.digests = append(h.digests, digest)
 		}
-		raw := decodeRaw(kr, &h.headers)
+		raw := DecodeRaw(kr)
 		var err error
 		unknown := false
 		if raw.Truncated {

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/trailwatch/trailwatch/ingest"
+	"github.com/trailwatch/trailwatch/normalize"
 )
 
 // Dead-letter header names, added to the original record's headers.
@@ -94,40 +95,23 @@ func RawRecords(topic string, recs []ingest.Record) []*kgo.Record {
 }
 
 // DecodeRaw rebuilds the collected record from a raw-topic record.
-func DecodeRaw(kr *kgo.Record) ingest.Record { return decodeRaw(kr, nil) }
-
-// rawHeaderStrings keeps the last value of each text header of the raw
-// records a stage decodes: the records of one batch mostly come from one
-// file and name the same source, collector, host, origin and stream, so
-// each is converted to a string once instead of once per record.
-type rawHeaderStrings [5]string
-
-// str returns b as a string, the one kept in slot i when they are equal.
-func (c *rawHeaderStrings) str(i int, b []byte) string {
-	if c == nil {
-		return string(b)
-	}
-	if string(b) != c[i] { // compared without a conversion
-		c[i] = string(b)
-	}
-	return c[i]
-}
-
-// decodeRaw is DecodeRaw reusing the strings kept in c (nil keeps none).
-func decodeRaw(kr *kgo.Record, c *rawHeaderStrings) ingest.Record {
+// The text headers (source, collector, host, origin, stream) are the same
+// for every record of a file, so they are interned rather than converted
+// once per record.
+func DecodeRaw(kr *kgo.Record) ingest.Record {
 	r := ingest.Record{Data: kr.Value, Observed: kr.Timestamp}
 	for _, h := range kr.Headers {
 		switch h.Key {
 		case ingest.HeaderSource:
-			r.Source = c.str(0, h.Value)
+			r.Source = normalize.Intern(h.Value)
 		case ingest.HeaderCollector:
-			r.Collector = c.str(1, h.Value)
+			r.Collector = normalize.Intern(h.Value)
 		case ingest.HeaderHost:
-			r.Host = c.str(2, h.Value)
+			r.Host = normalize.Intern(h.Value)
 		case ingest.HeaderOrigin:
-			r.Origin = c.str(3, h.Value)
+			r.Origin = normalize.Intern(h.Value)
 		case ingest.HeaderStream:
-			r.Stream = c.str(4, h.Value)
+			r.Stream = normalize.Intern(h.Value)
 		case ingest.HeaderTruncated:
 			r.Truncated = string(h.Value) == "true"
 		case ingest.HeaderOffset:

@@ -37,16 +37,15 @@ func TestRawRecordRoundTrip(t *testing.T) {
 	}
 }
 
-// TestDecodeRawKeepsHeadersApart decodes records from two files in turn
-// through one set of kept header strings: each record must get its own
-// values, and a repeated value the same string as before.
+// TestDecodeRawKeepsHeadersApart decodes records from two files in turn,
+// their header strings interned: each record must get its own values, and
+// a repeated value the same string as before.
 func TestDecodeRawKeepsHeadersApart(t *testing.T) {
 	a := ingest.Record{Data: []byte("1"), Source: "nginx", Collector: "file", Host: "h1", Origin: "/var/log/a.log", Stream: "s1"}
 	b := ingest.Record{Data: []byte("2"), Source: "haproxy", Collector: "syslog", Host: "h2", Origin: "/var/log/b.log", Stream: "s2"}
-	var kept rawHeaderStrings
 	var firstOrigin string
 	for i, in := range []ingest.Record{a, b, a, a, b} {
-		got := decodeRaw(RawRecord("raw", &in), &kept)
+		got := DecodeRaw(RawRecord("raw", &in))
 		if got.Source != in.Source || got.Collector != in.Collector || got.Host != in.Host || got.Origin != in.Origin || got.Stream != in.Stream || string(got.Data) != string(in.Data) {
 			t.Fatalf("record %d: decoded %+v, want %+v", i, got, in)
 		}
