@@ -397,11 +397,11 @@ func noIndex(t *testing.T, ctx context.Context, brokers []string, dir string, li
 			continue
 		}
 		d := svcTo[i] - svcFrom[i]
+		perEvent := float64(d.Microseconds()) / float64(lines)
 		if i == 0 {
-			name = "broker"
-			brokerPerEvent = float64(d.Microseconds()) / float64(lines)
+			name, brokerPerEvent = "broker", perEvent
 		}
-		svc = append(svc, fmt.Sprintf("%s %.2fs (%.1f µs/event)", name, d.Seconds(), float64(d.Microseconds())/float64(lines)))
+		svc = append(svc, fmt.Sprintf("%s %.2fs (%.1f µs/event)", name, d.Seconds(), perEvent))
 	}
 	rate := float64(lines) / last.Sub(first).Seconds()
 	return noIndexResult{rate: rate, brokerUS: brokerPerEvent, report: fmt.Sprintf("\nwithout index (file → Kafka → normalize → enrich → detect, 5 processes): %d lines in %.1fs = %.0f events/s; "+

@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"context"
 	"syscall"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/detect"
 	"github.com/trailwatch/trailwatch/enrich"
+	"github.com/trailwatch/trailwatch/internal/pipeline"
 	"github.com/trailwatch/trailwatch/normalize"
 )
 
@@ -114,9 +114,7 @@ func BenchmarkDetectHandle(b *testing.B) {
 
 // benchHandle handles recs with h in a loop and reports the process's CPU
 // time and the wall time per event, of events per batch.
-func benchHandle(b *testing.B, h interface {
-	Handle(context.Context, []*kgo.Record) ([]*kgo.Record, error)
-}, recs []*kgo.Record, events int) {
+func benchHandle(b *testing.B, h pipeline.Handler, recs []*kgo.Record, events int) {
 	b.ReportAllocs()
 	cpu := processCPUTime()
 	for b.Loop() {
